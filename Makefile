@@ -1,0 +1,37 @@
+# All set-up happens here: `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast lint bench bench-quick clean
+
+$(VENV)/.installed: pyproject.toml setup.py ltrcompile/_libm.pyx
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e ".[test,bench]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(PY) -m ruff check ltrcompile tests benchmarks examples
+
+test: install lint
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+demo: install
+	$(PY) examples/demo.py
+
+bench: install
+	$(PY) -m benchmarks
+
+bench-quick: install
+	$(PY) -m benchmarks --quick
+
+clean:
+	rm -rf $(VENV) build *.egg-info ltrcompile/_libm.c ltrcompile/*.so .pytest_cache .hypothesis

@@ -1,0 +1,149 @@
+"""Turn user input (numpy, scipy sparse, pandas, lists) into the matrix a model compares against.
+
+The rules come from the IR, never from guessing the source: ``sparse_absent`` says whether entries
+absent from a sparse row are missing (NaN) or zero, ``int_input_cast`` how non-float arrays are
+converted, ``input_cast`` the precision the source compares in, ``normalizers`` per-feature scaling,
+and ``input_zero_band`` LightGBM's dense-row rule that ``|x| <= 1e-35`` reads as 0.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import InputDataError
+
+if TYPE_CHECKING:
+    from .ir import Ensemble
+
+
+def _is_dataframe(X: Any) -> bool:
+    return type(X).__module__.split(".")[0] == "pandas" and hasattr(X, "columns")
+
+
+def _is_sparse(X: Any) -> bool:
+    return type(X).__module__.split(".")[0] == "scipy" and hasattr(X, "tocsr")
+
+
+def as_float_matrix(ens: Ensemble, X: Any) -> np.ndarray:
+    """The input as a 2-D float32/float64 array with ``n_features`` columns (no model cast yet)."""
+    if _is_dataframe(X):
+        M = _from_dataframe(ens, X)
+    elif _is_sparse(X):
+        M = _from_sparse(ens, X)
+    else:
+        try:
+            M = np.asarray(X)
+        except Exception as exc:  # ragged lists etc.
+            raise InputDataError(f"cannot read the input as a numeric matrix: {exc}") from exc
+        if M.ndim == 1:
+            raise InputDataError(
+                f"expected a 2-D matrix (n_rows, {ens.n_features}); got a 1-D array of length "
+                f"{M.shape[0]} (for one row use X.reshape(1, -1))"
+            )
+        if M.ndim != 2:
+            raise InputDataError(f"expected a 2-D matrix; got an array with {M.ndim} dimensions")
+        M = _numeric(ens, M)
+    if M.shape[1] != ens.n_features:
+        raise InputDataError(
+            f"the input has {M.shape[1]} feature columns but the model expects {ens.n_features}"
+        )
+    return M
+
+
+def _numeric(ens: Ensemble, M: np.ndarray) -> np.ndarray:
+    if M.dtype in (np.float32, np.float64):
+        return M
+    if M.dtype.kind in "biu":
+        return M.astype(ens.int_input_cast)
+    if M.dtype.kind == "f":  # float16, longdouble
+        return M.astype(np.float64)
+    raise InputDataError(f"feature values must be numeric; got dtype {M.dtype}")
+
+
+def _from_sparse(ens: Ensemble, X: Any) -> np.ndarray:
+    csr = X.tocsr()
+    data = _numeric(ens, np.asarray(csr.data))
+    fill = np.nan if ens.sparse_absent == "missing" else 0.0
+    out = np.full(csr.shape, fill, dtype=data.dtype if data.dtype.kind == "f" else np.float64)
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    out[rows, csr.indices] = data
+    return out
+
+
+def _from_dataframe(ens: Ensemble, df: Any) -> np.ndarray:
+    cols = [str(c) for c in df.columns]
+    if ens.feature_names is not None:
+        names = ens.feature_names
+        missing = [n for n in names if n not in cols]
+        extra = [c for c in cols if c not in set(names)]
+        if missing or extra:
+            raise InputDataError(
+                "DataFrame columns do not match the model's feature names"
+                + (f"; missing: {missing[:10]}" if missing else "")
+                + (f"; unexpected: {extra[:10]}" if extra else "")
+            )
+        order = [cols.index(n) for n in names]
+    else:
+        if len(cols) != ens.n_features:
+            raise InputDataError(
+                f"the DataFrame has {len(cols)} columns but the model expects {ens.n_features}"
+            )
+        order = list(range(len(cols)))
+    n = len(df)
+    out = np.empty((n, len(order)), np.float64)
+    dtypes = []
+    for j, src in enumerate(order):
+        s = df.iloc[:, src]
+        if str(s.dtype) == "category":
+            labels = (ens.feature_categories or {}).get(j)
+            if labels is not None:
+                codes = s.cat.set_categories(labels).cat.codes.to_numpy()
+            else:
+                codes = s.cat.codes.to_numpy()
+            col = codes.astype(np.float64)
+            col[codes < 0] = np.nan
+            dtypes.append(np.dtype(np.float32))
+        else:
+            arr = s.to_numpy()
+            if arr.dtype == object or arr.dtype.kind not in "biuf":
+                try:
+                    arr = arr.astype(np.float64)
+                except (TypeError, ValueError) as exc:
+                    raise InputDataError(
+                        f"column {cols[src]!r} is not numeric (dtype {s.dtype})"
+                    ) from exc
+            dtypes.append(arr.dtype)
+            col = arr.astype(np.float64)
+        out[:, j] = col
+    if ens.int_input_cast == "float32" and dtypes:
+        # LightGBM's pandas path: one target dtype for the whole frame, at least float32
+        if np.result_type(*dtypes, np.float32) == np.float32:
+            return out.astype(np.float32)
+    return out
+
+
+def model_matrix(ens: Ensemble, X: Any) -> np.ndarray:
+    """Float64 C-contiguous matrix holding exactly the values the source library compares."""
+    M = as_float_matrix(ens, X)
+    if ens.normalizers:
+        M = M.astype(np.float64, copy=True)
+        apply_normalizers(ens, M)
+    if ens.input_cast == "float32":
+        M = np.asarray(M, np.float32)
+    out = np.array(M, dtype=np.float64, order="C", copy=True)
+    if ens.input_zero_band > 0:
+        out[np.abs(out) <= ens.input_zero_band] = 0.0
+    return out
+
+
+def apply_normalizers(ens: Ensemble, M: np.ndarray) -> None:
+    """In place: per-feature ``standard`` ((x-mean)/std) or ``min_max`` ((x-min)/(max-min))."""
+    for spec in ens.normalizers or []:
+        f = spec["feature"]
+        if spec["type"] == "standard":
+            M[:, f] = (M[:, f] - float(spec["mean"])) / float(spec["std"])
+        else:
+            lo, hi = float(spec["min"]), float(spec["max"])
+            M[:, f] = (M[:, f] - lo) / (hi - lo)
