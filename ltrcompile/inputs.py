@@ -131,7 +131,8 @@ def model_matrix(ens: Ensemble, X: Any) -> np.ndarray:
         M = M.astype(np.float64, copy=True)
         apply_normalizers(ens, M)
     if ens.input_cast == "float32":
-        M = np.asarray(M, np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 range become +-inf, as in C
+            M = np.asarray(M, np.float32)
     out = np.array(M, dtype=np.float64, order="C", copy=True)
     if ens.input_zero_band > 0:
         out[np.abs(out) <= ens.input_zero_band] = 0.0

@@ -291,7 +291,7 @@ class Ensemble:
             cols[name] = (
                 np.concatenate(parts) if parts else np.zeros(0, NODE_DTYPES[name])
             ).astype(NODE_DTYPES[name], copy=False)
-        for i, t in enumerate(trees):
+        for i in range(len(trees)):
             lo, hi = int(offset[i]), int(offset[i + 1])
             for side in ("left", "right"):
                 seg = cols[side][lo:hi]
