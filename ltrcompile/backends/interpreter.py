@@ -17,7 +17,7 @@ from ..ir import LIGHTGBM_ZERO_BAND, Ensemble, Missing, Op
 from ..transforms import TRANSFORMS
 
 #: Upper bound on (rows x trees) walkers held at once (memory ~ 40 bytes each).
-_WALKERS_PER_CHUNK = 1 << 21
+_WALKERS_PER_CHUNK = 1 << 20
 
 
 class _Prepared:
@@ -41,7 +41,11 @@ class _Prepared:
         ]
         self.cat_keys = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         self.has_cat = bool(cat_nodes.size)
-        self.has_nan_default = bool(np.any(ens.missing[ens.left >= 0] == Missing.NAN_DEFAULT))
+        internal = ens.left >= 0
+        self.threshold = ens.threshold
+        self.all_le = bool(np.all(ens.op[internal] == Op.LE))
+        self.all_lt = bool(np.all(ens.op[internal] == Op.LT))
+        self.has_zero_policy = bool(np.any(ens.missing[internal] == Missing.ZERO_NAN_DEFAULT))
 
 
 def _prepared(ens: Ensemble) -> _Prepared:
@@ -53,27 +57,39 @@ def _prepared(ens: Ensemble) -> _Prepared:
 
 
 def _go_left(ens: Ensemble, P: _Prepared, node: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Decision for walkers at internal ``node`` seeing value ``v``: True = go left."""
-    miss = P.missing[node]
-    v_orig = v
-    isnan = np.isnan(v)
-    # NaN -> 0.0 for LightGBM's None and Zero missing types
-    to_zero = isnan & ((miss == Missing.NAN_AS_ZERO) | (miss == Missing.ZERO_NAN_DEFAULT))
-    if to_zero.any():
-        v = np.where(to_zero, 0.0, v)
-        isnan = isnan & ~to_zero
-    use_default = isnan & (miss == Missing.NAN_DEFAULT)
-    zero_band = (miss == Missing.ZERO_NAN_DEFAULT) & (np.abs(v) <= LIGHTGBM_ZERO_BAND)
-    use_default |= zero_band
+    """Decision for walkers at internal ``node`` seeing value ``v``: True = go left.
 
-    thr = ens.threshold[node]
+    The plain comparison is computed for every walker; NaN, zero-band and categorical walkers are
+    then fixed up on (usually small) subsets.
+    """
+    thr = P.threshold[node]
     with np.errstate(invalid="ignore"):
-        left = np.where(P.op_lt[node], v < thr, v <= thr)
+        if P.all_le:
+            left = v <= thr
+        elif P.all_lt:
+            left = v < thr
+        else:
+            left = np.where(P.op_lt[node], v < thr, v <= thr)
+    nan_idx = np.flatnonzero(np.isnan(v))
+    if nan_idx.size:
+        nn = node[nan_idx]
+        pol = P.missing[nn]
+        res = left[nan_idx]  # all False: IEEE comparison with NaN (NAN_FALSE)
+        to_default = (pol == Missing.NAN_DEFAULT) | (pol == Missing.ZERO_NAN_DEFAULT)
+        res = np.where(to_default, P.default_left[nn], res)
+        as_zero = pol == Missing.NAN_AS_ZERO  # NaN -> 0.0, then compared
+        if as_zero.any():
+            t0 = P.threshold[nn]
+            res = np.where(as_zero, np.where(P.op_lt[nn], 0.0 < t0, 0.0 <= t0), res)
+        left[nan_idx] = res
+    if P.has_zero_policy:
+        z = np.flatnonzero((np.abs(v) <= LIGHTGBM_ZERO_BAND) & (P.missing[node] == Missing.ZERO_NAN_DEFAULT))
+        if z.size:
+            left[z] = P.default_left[node[z]]
     if P.has_cat:
-        is_cat = P.categorical[node]
-        if is_cat.any():
-            idx = np.flatnonzero(is_cat)
-            cv = v_orig[idx]
+        idx = np.flatnonzero(P.categorical[node])
+        if idx.size:
+            cv = v[idx]
             cn = node[idx]
             with np.errstate(invalid="ignore"):
                 if ens.categorical_rule == "xgboost":
@@ -87,30 +103,37 @@ def _go_left(ens: Ensemble, P: _Prepared, node: np.ndarray, v: np.ndarray) -> np
             if P.cat_keys.size:
                 pos = np.minimum(np.searchsorted(P.cat_keys, keys), P.cat_keys.size - 1)
                 in_set = valid & (P.cat_keys[pos] == keys)
-            left[idx] = np.where(P.cat_left[cn], in_set, ~in_set)
+            res = np.where(P.cat_left[cn], in_set, ~in_set)
             # categorical nodes: NaN goes the default way under NAN_DEFAULT, else it is "not in
             # the set"; no NaN->0 and no zero band
-            use_default[idx] = np.isnan(cv) & (P.missing[cn] == Missing.NAN_DEFAULT)
-    return np.where(use_default, P.default_left[node], left)
+            nan_default = np.isnan(cv) & (P.missing[cn] == Missing.NAN_DEFAULT)
+            left[idx] = np.where(nan_default, P.default_left[cn], res)
+    return left
 
 
 def _leaf_nodes(ens: Ensemble, M: np.ndarray) -> np.ndarray:
     """Final node of every (row, tree) walker: int64 array (n_rows, n_trees)."""
     P = _prepared(ens)
     n, T = M.shape[0], ens.n_trees
-    node = np.broadcast_to(P.roots, (n, T)).copy()
-    rows = np.broadcast_to(np.arange(n)[:, None], (n, T))
-    flat_node = node.reshape(-1)
-    flat_rows = rows.reshape(-1)
-    active = np.flatnonzero(P.left[flat_node] >= 0)
-    while active.size:
-        nd = flat_node[active]
-        v = M[flat_rows[active], P.feature[nd]]
-        go = _go_left(ens, P, nd, v)
-        nxt = np.where(go, P.left[nd], P.right[nd])
-        flat_node[active] = nxt
-        active = active[P.left[nxt] >= 0]
-    return flat_node.reshape(n, T)
+    flat_M = np.ascontiguousarray(M).reshape(-1)
+    row_base = np.repeat(np.arange(n, dtype=np.int64) * M.shape[1], T)
+    node = np.tile(P.roots, n)
+    still = P.left[node] >= 0
+    active: np.ndarray | None = None if still.all() else np.flatnonzero(still)
+    while active is None or active.size:
+        nd = node if active is None else node[active]
+        rb = row_base if active is None else row_base[active]
+        v = flat_M[rb + P.feature[nd]]
+        nxt = np.where(_go_left(ens, P, nd, v), P.left[nd], P.right[nd])
+        still = P.left[nxt] >= 0
+        if active is None:
+            node = nxt
+            if not still.all():
+                active = np.flatnonzero(still)
+        else:
+            node[active] = nxt
+            active = active[still]
+    return node.reshape(n, T)
 
 
 def _leaf_values(ens: Ensemble, M: np.ndarray, leaves: np.ndarray) -> np.ndarray:
