@@ -134,7 +134,8 @@ def model_matrix(ens: Ensemble, X: Any) -> np.ndarray:
         with np.errstate(over="ignore"):  # values beyond float32 range become +-inf, as in C
             M = np.asarray(M, np.float32)
     out = np.array(M, dtype=np.float64, order="C", copy=True)
-    if ens.input_zero_band > 0:
+    if ens.input_zero_band > 0 and not _is_sparse(X):
+        # LightGBM drops tiny values from dense rows only; stored sparse entries are used as is
         out[np.abs(out) <= ens.input_zero_band] = 0.0
     return out
 
