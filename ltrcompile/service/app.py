@@ -368,6 +368,8 @@ class Service:
             raise ApiError(
                 400, "query parameter 'featureset' is required (the feature set to bind)"
             )
+        activate = _bool_param(q, "activate", True)
+        wait = _bool_param(q, "wait", False)
         body = await self._body(request, self.max_upload)
         job = await asyncio.to_thread(
             self.registry.submit,
@@ -376,10 +378,10 @@ class Service:
             check_name("feature set", fs),
             q.get("format", "auto"),
             q.get("filename"),
-            _bool_param(q, "activate", True),
+            activate,
             q.get("binding", "auto"),
         )
-        if not _bool_param(q, "wait", False):
+        if not wait:
             return json_response(
                 {**job.to_dict(), "status_url": f"/jobs/{job.id}"},
                 202,
@@ -587,6 +589,15 @@ def create_app(
         yield
         svc.close()
 
-    app = Starlette(routes=svc.routes(), lifespan=lifespan)
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        what = "method not allowed" if status == 405 else "not found"
+        return _error(status, f"{what}: {request.method} {request.url.path} (see /docs)")
+
+    app = Starlette(
+        routes=svc.routes(),
+        lifespan=lifespan,
+        exception_handlers={404: not_found, 405: not_found},
+    )
     app.state.service = svc
     return app

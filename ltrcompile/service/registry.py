@@ -295,11 +295,10 @@ class Registry:
 
         if not body.strip():
             raise RescoreInputError("the upload body is empty; send the model file as the body")
-        if fmt != "auto" and fmt not in formats():
-            raise RescoreInputError(
-                f"unknown format {fmt!r}; known: {', '.join(sorted(formats()))}"
-            )
         refuse_executable(body, fmt)
+        if fmt != "auto" and fmt not in formats():
+            known = sorted(f for f in formats() if not _CODE_FORMAT.search(f))
+            raise RescoreInputError(f"unknown format {fmt!r}; known: {', '.join(known)}")
         if binding not in ("auto", "name", "position"):
             raise RescoreInputError(f"binding must be auto, name or position; got {binding!r}")
         fs = self.store.get_featureset(featureset)  # 404 if absent
