@@ -44,6 +44,11 @@ from .openapi import docs_html, openapi_spec
 from .registry import Registry
 from .store import ModelStore, StoreError
 
+try:
+    import orjson
+except ImportError:  # optional speed-up (service extra)
+    orjson = None
+
 log = logging.getLogger("ltrcompile.service")
 
 DEFAULT_MAX_BODY = 32 << 20  # rescore / score / feature-set requests
@@ -66,9 +71,14 @@ def _reject_constant(token: str) -> Any:
 
 
 def loads(body: bytes) -> Any:
-    """Strict JSON: no NaN/Infinity tokens."""
+    """Strict JSON: no NaN/Infinity tokens (orjson when installed; stdlib for error messages)."""
     if not body.strip():
         raise ApiError(400, "the request body is empty; expected JSON")
+    if orjson is not None:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass  # the stdlib parser below names the problem (or reads 1e999 as inf, flagged later)
     try:
         return json.loads(body, parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -78,6 +88,8 @@ def loads(body: bytes) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
+    if orjson is not None:
+        return orjson.dumps(obj)
     return json.dumps(obj, allow_nan=False, separators=(",", ":")).encode()
 
 
