@@ -676,3 +676,88 @@ def test_metrics_health_and_docs(served):
     assert "/models/{name}/rescore" in c.get("/docs").text
     h = c.get("/healthz").json()
     assert h["status"] == "ok" and h["active"]["ranker"] == 1
+
+
+def test_xgboost_ranker_round_trip(served, rank_data, query, tmp_path):
+    """An XGBoost rank:ndcg model (JSON file) served with XGBoost's own margins."""
+    xgb = pytest.importorskip("xgboost")
+    Xtr, ytr, gtr, *_ = rank_data
+    qid = np.repeat(np.arange(len(gtr)), gtr)
+    booster = xgb.train(
+        {"objective": "rank:ndcg", "max_depth": 4, "eta": 0.3, "nthread": 1, "seed": 3},
+        xgb.DMatrix(Xtr, ytr, qid=qid, feature_names=NAMES),
+        num_boost_round=15,
+    )
+    path = tmp_path / "xgb_ranker.json"
+    booster.save_model(str(path))
+    reloaded = xgb.Booster(model_file=str(path))
+    job = upload(served.client, "xgb", path)
+    assert job["format"].startswith("xgboost")
+    q, first = query
+    Xq = np.where(q == 0, np.nan, q)
+    theirs = reloaded.predict(
+        xgb.DMatrix(Xq, missing=np.nan, feature_names=NAMES), output_margin=True
+    )
+    r = served.client.post(
+        "/models/xgb/rescore",
+        json={
+            "hits": sparse_hits(q, first),
+            "window_size": 30,
+            "score_mode": "multiply",
+            "rescore_query_weight": 0.25,
+        },
+    )
+    assert r.status_code == 200, r.text
+    want = [
+        (f"doc{i}", s)
+        for i, s in reference_rescore(list(first), list(theirs), 30, 1.0, 0.25, "multiply")
+    ]
+    assert_rescored(r.json()["hits"], want)
+    assert r.json()["version"] == 1
+
+
+def test_featureset_normalizers_and_defaults_end_to_end(served, tmp_path):
+    """Raw values in, ES-plugin float32 normalization + defaults applied, LightGBM's score out."""
+    rng = np.random.default_rng(5)
+    raw = np.column_stack([rng.normal(1970, 30, 400), rng.uniform(0, 10, 400), rng.random(400)])
+    mean, std, lo, hi = 1970.0, 30.0, 0.0, 10.0
+
+    def norm(a, b):  # the plugin's float32 arithmetic, computed independently with struct rounding
+        return f32(f32(f32(a) - f32(mean)) / f32(std)), f32(
+            f32(f32(b) - f32(lo)) / f32(f32(hi) - f32(lo))
+        )
+
+    Xn = np.array([[*norm(a, b), c] for a, b, c in raw])
+    names = ["release_year", "vote_average", "popularity"]
+    y = Xn[:, 0] * 2 + Xn[:, 1] - Xn[:, 2]
+    path = tmp_path / "norm.txt"
+    lgb.train(
+        {"objective": "regression", "verbose": -1, "num_threads": 1, "num_leaves": 7},
+        lgb.Dataset(Xn, y, feature_name=names),
+        10,
+    ).save_model(str(path))
+    booster = lgb.Booster(model_file=str(path))
+    fs = {
+        "features": [
+            {"name": "release_year"},
+            {"name": "vote_average"},
+            {"name": "popularity", "default": 0.25},
+        ],
+        "feature_normalizers": {
+            "release_year": {"standard": {"mean": mean, "standard_deviation": std}},
+            "vote_average": {"min_max": {"minimum": lo, "maximum": hi}},
+        },
+    }
+    c = served.client
+    assert c.put("/featuresets/movies", json=fs, headers=auth()).status_code == 201
+    upload(c, "movies", path, featureset="movies")
+    rows = [
+        {"release_year": float(a), "vote_average": float(b), "popularity": float(p)}
+        for a, b, p in raw[:50]
+    ]
+    rows.append({"release_year": 1999.5})  # vote_average missing (NaN), popularity -> default 0.25
+    r = c.post("/models/movies/score", json={"features": rows})
+    assert r.status_code == 200, r.text
+    want_rows = [[*norm(a, b), p] for a, b, p in raw[:50]] + [[norm(1999.5, 0)[0], np.nan, 0.25]]
+    theirs = booster.predict(np.array(want_rows))
+    assert np.array_equal(np.array(r.json()["scores"]), theirs)
