@@ -1,0 +1,802 @@
+"""Parity verification: prove that a compiled scorer scores like the model it was compiled from.
+
+One call, one report::
+
+    from ltrcompile.verify import verify
+    report = verify(ens, scorer, data=rows, source="model.txt")
+    if not report.ok:
+        print(report.format())          # human summary, first differing rows with leaf paths
+    json.dumps(report.to_dict())        # machine-readable
+
+What is compared, on the model's edge rows (:func:`ltrcompile.edgecases.edge_rows`) plus the given
+data rows:
+
+* the candidate (``scorer``; the interpreter when ``scorer`` is None) against the reference
+  interpreter (``Ensemble.predict``) -- raw margins, transformed outputs and leaf ids;
+* the candidate against the source library's own predict, when the library is installed and the
+  source can be loaded by it: XGBoost / LightGBM model files (loaded from the file, with the same
+  iteration range as the IR), in-memory boosters (LightGBM: reloaded from its model string, as a
+  saved file would be), unpickled scikit-learn / XGBoost / LightGBM estimators. RankLib,
+  Elasticsearch and dump formats have no native predictor in Python; the report says so.
+
+Values agree when ``|a - b| <= atol`` (NaN equals NaN, inf equals inf of the same sign); leaf ids
+must be identical. ``ok`` is True only when every comparison that ran agrees. Nothing here mutates
+anything: callers decide what a mismatch means (the CLI exits 1 and marks no artifact good).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .edgecases import edge_rows
+from .inputs import model_matrix
+from .ir import Ensemble, Op
+
+__all__ = ["DEFAULT_ATOL", "Check", "NativeModel", "ParityReport", "native_model", "verify"]
+
+DEFAULT_ATOL = 1e-6
+DEFAULT_MAX_ROWS = 20_000
+DEFAULT_EDGE_ROWS = 10_000
+MAX_EXAMPLES = 5
+MAX_TREES_PER_EXAMPLE = 3
+
+
+class NativeUnavailable(Exception):
+    """The source library cannot score this source; the message says why (shown to users)."""
+
+
+# ============================================================================ report
+@dataclass
+class Check:
+    """One comparison: ``candidate`` vs ``reference`` on one kind of output.
+
+    ``what`` is ``raw`` (margins), ``output`` (after the transform) or ``leaf`` (leaf ids).
+    ``max_abs_diff`` has one entry per output column (empty for leaves); ``mismatched_rows`` counts
+    rows beyond ``atol`` (any differing leaf for ``leaf``); ``examples`` are the first such rows.
+    """
+
+    candidate: str
+    reference: str
+    what: str
+    rows: int
+    ok: bool
+    bit_identical: bool
+    max_abs_diff: list[float] = field(default_factory=list)
+    mismatched_rows: int = 0
+    skipped_rows: int = 0
+    note: str | None = None
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"{self.candidate} vs {self.reference} ({self.what})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "candidate": self.candidate,
+            "reference": self.reference,
+            "what": self.what,
+            "ok": self.ok,
+            "rows": self.rows,
+            "bit_identical": self.bit_identical,
+            "max_abs_diff": [_jsonable(v) for v in self.max_abs_diff],
+            "mismatched_rows": self.mismatched_rows,
+            "skipped_rows": self.skipped_rows,
+            "note": self.note,
+            "examples": _jsonable(self.examples),
+        }
+
+
+@dataclass
+class ParityReport:
+    """Result of :func:`verify`. ``ok`` is the verdict; everything else explains it."""
+
+    ok: bool
+    atol: float
+    rows_checked: int
+    edge_rows: int
+    data_rows: int
+    checks: list[Check]
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    data_file: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    @property
+    def max_abs_diff(self) -> dict[str, list[float]]:
+        """``"compiled vs interpreter (raw)" -> [max |d| per output]`` for value checks."""
+        return {c.title: c.max_abs_diff for c in self.checks if c.what != "leaf"}
+
+    @property
+    def first_differences(self) -> list[dict[str, Any]]:
+        return [e for c in self.failures for e in c.examples][:MAX_EXAMPLES]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "atol": self.atol,
+            "rows_checked": self.rows_checked,
+            "edge_rows": self.edge_rows,
+            "data_rows": self.data_rows,
+            "data_file": self.data_file,
+            "checks": [c.to_dict() for c in self.checks],
+            "skipped": list(self.skipped),
+            "notes": list(self.notes),
+            "seconds": round(self.seconds, 3),
+        }
+
+    def format(self, *, examples: bool = True) -> str:
+        """A short human summary (several lines; first differing rows when not ok)."""
+        src = f" + {self.data_rows} from {os.path.basename(self.data_file)}" if self.data_file else ""
+        lines = [
+            f"parity {'OK' if self.ok else 'MISMATCH'} (atol {self.atol:g}) on "
+            f"{self.rows_checked} rows ({self.edge_rows} edge rows{src})"
+        ]
+        for c in self.checks:
+            if c.what == "leaf":
+                res = "identical" if c.ok else f"{c.mismatched_rows} rows differ"
+            else:
+                d = ", ".join(_fmt(v) for v in c.max_abs_diff) or "-"
+                res = f"max|d| {d}" + (" (bit-identical)" if c.bit_identical else "")
+                if not c.ok:
+                    res += f"; {c.mismatched_rows} rows beyond atol"
+            extra = f" [{c.skipped_rows} rows not comparable]" if c.skipped_rows else ""
+            mark = "ok  " if c.ok else "FAIL"
+            lines.append(f"  {mark} {c.title:<44} {res}{extra}")
+            if c.note:
+                lines.append(f"       {c.note}")
+        for s in self.skipped:
+            lines.append(f"  skip {s}")
+        for n in self.notes:
+            lines.append(f"  note {n}")
+        if examples and not self.ok:
+            shown = [c for c in self.failures if c.what != "leaf"][:1]
+            shown += [c for c in self.failures if c.what == "leaf"][:1]
+            for c in shown:
+                for e in c.examples[:3]:
+                    lines.append(f"  {c.title}: {e['origin']}")
+                    if "candidate" in e:
+                        lines.append(
+                            f"      {c.candidate} {e['candidate']}  {c.reference} {e['reference']}"
+                            f"  |d| {_fmt(e['abs_diff'])}"
+                        )
+                    for t in e.get("trees", []):
+                        lines.append(f"      tree {t['tree']}: {t['summary']}")
+                    if e.get("leaves_agree"):
+                        lines.append(
+                            "      every tree reaches the same leaf: the difference is in the leaf "
+                            "values, the accumulation or the output transform"
+                        )
+        return "\n".join(lines)
+
+
+def _fmt(v: float) -> str:
+    return "0" if v == 0 else f"{v:.3g}"
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.integer | np.bool_):
+        return x.item()
+    if isinstance(x, float | np.floating):
+        v = float(x)
+        if math.isfinite(v):
+            return v
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    return x
+
+
+# ============================================================================ native predictors
+@dataclass
+class NativeModel:
+    """The source library's own predictor for a model, with the IR's iteration range.
+
+    Each function takes a float matrix and returns ``(values, rows_used)``: the library may reject
+    some rows (XGBoost's DMatrix refuses inf, scikit-learn refuses NaN/inf); those are left out of
+    the comparison and counted. ``leaf`` and ``output`` may be None.
+    """
+
+    name: str
+    raw: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None
+    output: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+    leaf: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+    note: str | None = None
+
+
+def _all_rows(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    def run(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(fn(X)), np.ones(X.shape[0], bool)
+
+    return run
+
+
+def _lib_version(mod: str) -> str:
+    import importlib
+
+    try:
+        return str(importlib.import_module(mod).__version__)
+    except Exception:  # noqa: BLE001 - version is cosmetic
+        return "?"
+
+
+def _lightgbm_native(booster: Any, ens: Ensemble) -> NativeModel:
+    prov = ens.provenance
+    n_iter = prov.get("num_iteration")
+    start = int(prov.get("start_iteration") or 0)
+    if n_iter is not None and int(n_iter) <= 0:
+        raise NativeUnavailable("the IR keeps no iterations; LightGBM would read 0 as 'all'")
+    kw: dict[str, Any] = {"num_iteration": n_iter, "start_iteration": start}
+    return NativeModel(
+        name=f"lightgbm {_lib_version('lightgbm')}",
+        raw=_all_rows(lambda X: booster.predict(X, raw_score=True, **kw)),
+        output=_all_rows(lambda X: booster.predict(X, **kw)),
+        leaf=_all_rows(lambda X: booster.predict(X, pred_leaf=True, **kw)),
+    )
+
+
+_RANGE = re.compile(r"^\[(\d+), (\d+)\)$")
+
+
+def _xgboost_native(booster: Any, ens: Ensemble) -> NativeModel:
+    import xgboost
+
+    prov = ens.provenance
+    desc = str(prov.get("iterations", "all"))
+    m = _RANGE.match(desc)
+    rng = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    if not m and desc != "all":
+        raise NativeUnavailable(f"cannot tell which iterations the IR holds ({desc!r})")
+    dart = prov.get("booster") == "dart"
+    try:
+        booster.set_param({"nthread": 1})
+    except Exception:  # noqa: BLE001 - a read-only booster still predicts
+        pass
+    f32max = float(np.finfo(np.float32).max)
+
+    def dmatrix_rows(X: np.ndarray) -> np.ndarray:
+        # DMatrix refuses +-inf and values that overflow float32; NaN is missing
+        with np.errstate(invalid="ignore"):
+            big = np.isinf(X) | (np.abs(X) > f32max)
+        return ~big.any(axis=1)
+
+    def via_dmatrix(X: np.ndarray, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
+        ok = dmatrix_rows(X)
+        out: np.ndarray | None = None
+        if ok.any():
+            d = xgboost.DMatrix(X[ok], missing=np.nan, nthread=1)
+            got = np.asarray(booster.predict(d, iteration_range=rng, **kw))
+            out = np.zeros((X.shape[0],) + got.shape[1:], got.dtype)
+            out[ok] = got
+        else:
+            out = np.zeros(X.shape[0])
+        if not dart and not ok.all() and kw.get("pred_leaf") is not True:
+            # inplace_predict takes inf; it equals predict(DMatrix) except for DART
+            ptype = "margin" if kw.get("output_margin") else "value"
+            got = np.asarray(booster.inplace_predict(X[~ok], iteration_range=rng, predict_type=ptype, missing=np.nan))
+            out = out.astype(np.result_type(out, got))
+            out[~ok] = got
+            ok = np.ones_like(ok)
+        return out, ok
+
+    return NativeModel(
+        name=f"xgboost {_lib_version('xgboost')}",
+        raw=lambda X: via_dmatrix(X, output_margin=True),
+        output=lambda X: via_dmatrix(X),
+        leaf=lambda X: via_dmatrix(X, pred_leaf=True),
+    )
+
+
+def _sklearn_native(est: Any, ens: Ensemble) -> NativeModel:
+    """A fitted scikit-learn estimator: ``decision_function`` (raw) or ``predict`` / ``predict_proba``.
+
+    scikit-learn refuses NaN for estimators that do not support missing values and always refuses
+    inf / values beyond float32; such rows are retried one at a time and skipped when refused.
+    """
+
+    def tolerant(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        def run(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            X = np.asarray(X, np.float64)
+            try:
+                return np.asarray(fn(X), np.float64), np.ones(X.shape[0], bool)
+            except ValueError:
+                pass
+            with np.errstate(invalid="ignore", over="ignore"):
+                finite = np.isfinite(X.astype(np.float32)).all(axis=1)
+            ok = finite.copy()
+            out: np.ndarray | None = None
+            if ok.any():
+                try:
+                    got = np.asarray(fn(X[ok]), np.float64)
+                except ValueError:
+                    ok[:] = False
+                else:
+                    out = np.zeros((X.shape[0],) + got.shape[1:])
+                    out[ok] = got
+            # rows with NaN may still be fine (estimators that support missing values)
+            nan_only = ~finite & ~np.isinf(X).any(axis=1) & (np.abs(np.nan_to_num(X)) <= np.finfo(np.float32).max).all(axis=1)
+            if nan_only.any():
+                try:
+                    got = np.asarray(fn(X[nan_only]), np.float64)
+                except ValueError:
+                    pass
+                else:
+                    if out is None:
+                        out = np.zeros((X.shape[0],) + got.shape[1:])
+                    out[nan_only] = got
+                    ok |= nan_only
+            if out is None:
+                out = np.zeros(X.shape[0])
+            return out, ok
+
+        return run
+
+    name = f"scikit-learn {_lib_version('sklearn')} {type(est).__name__}"
+    raw = None
+    output = None
+    if hasattr(est, "decision_function") and hasattr(est, "predict_proba"):
+        raw = tolerant(est.decision_function)
+        output = tolerant(_proba_fn(est, ens))
+    elif hasattr(est, "predict_proba"):
+        output = tolerant(_proba_fn(est, ens))
+        if ens.transform == "identity":
+            raw = output
+    else:
+        output = tolerant(est.predict)
+        if ens.transform == "identity":
+            raw = output
+    return NativeModel(name=name, raw=raw, output=output, leaf=None)
+
+
+def _proba_fn(est: Any, ens: Ensemble) -> Callable[[np.ndarray], np.ndarray]:
+    out_dim = ens.n_outputs
+
+    def proba(X: np.ndarray) -> np.ndarray:
+        p = np.asarray(est.predict_proba(X))
+        if p.ndim == 2 and p.shape[1] == 2 and out_dim == 1:
+            return p[:, 1]  # binary: the IR scores P(class 1)
+        return p
+
+    return proba
+
+
+def _from_object(obj: Any, ens: Ensemble) -> NativeModel:
+    top = type(obj).__module__.split(".")[0]
+    mro = {c.__module__.split(".")[0] + "." + c.__name__ for c in type(obj).__mro__}
+    if "lightgbm.Booster" in mro or "lightgbm.LGBMModel" in mro:
+        import lightgbm
+
+        booster = obj.booster_ if "lightgbm.LGBMModel" in mro else obj
+        # compare with the model as a saved file would reload it (text round trip)
+        return _lightgbm_native(lightgbm.Booster(model_str=booster.model_to_string(num_iteration=-1)), ens)
+    if "xgboost.Booster" in mro or "xgboost.XGBModel" in mro:
+        booster = obj.get_booster() if "xgboost.XGBModel" in mro else obj
+        return _xgboost_native(booster.copy(), ens)
+    if top == "sklearn" or hasattr(obj, "fit") and hasattr(obj, "predict"):
+        return _sklearn_native(obj, ens)
+    raise NativeUnavailable(f"no native predictor for a {type(obj).__qualname__}")
+
+
+def native_model(source: Any, ens: Ensemble) -> NativeModel:
+    """The source library's predictor for ``source`` (a model path or in-memory model).
+
+    Raises :class:`NativeUnavailable` with a user-facing reason when there is none.
+    """
+    if isinstance(source, Ensemble):
+        raise NativeUnavailable("the source is an ltrcompile IR: no library to compare with")
+    if not isinstance(source, str | os.PathLike):
+        return _from_object(source, ens)
+    path = os.fspath(source)
+    fmt = str(ens.provenance.get("format", ""))
+    try:
+        if fmt == "lightgbm-text":
+            import lightgbm
+
+            return _lightgbm_native(lightgbm.Booster(model_file=path), ens)
+        if fmt in ("xgboost-json", "xgboost-ubj"):
+            import xgboost
+
+            return _xgboost_native(xgboost.Booster(model_file=path), ens)
+    except ImportError as exc:
+        raise NativeUnavailable(
+            f"{exc.name} is not installed, so the model was not compared with its own library "
+            f"(pip install {exc.name})"
+        ) from None
+    if fmt in ("lightgbm-json", "xgboost-dump"):
+        lib = fmt.split("-")[0]
+        raise NativeUnavailable(f"{lib} cannot load its own dump output ({fmt}); compared with the interpreter only")
+    if fmt.startswith("ranklib"):
+        raise NativeUnavailable("RankLib is a Java program with no Python library; compared with the interpreter only")
+    if fmt.startswith(("es", "elasticsearch", "o19s", "opensearch")):
+        raise NativeUnavailable("Elasticsearch LTR models have no Python predictor; compared with the interpreter only")
+    if fmt == "ltrcompile-ir":
+        raise NativeUnavailable("the source is an ltrcompile IR file: no library to compare with")
+    if "pickle" in fmt or "joblib" in fmt or "sklearn" in fmt:
+        try:
+            import joblib
+
+            obj = joblib.load(path)
+        except ImportError:
+            import pickle
+
+            with open(path, "rb") as fh:
+                obj = pickle.load(fh)  # noqa: S301 - the user's own model, already unpickled by the frontend
+        return _from_object(obj, ens)
+    raise NativeUnavailable(f"no native predictor for the {fmt or 'unknown'} format")
+
+
+# ============================================================================ comparison
+def _as2d(a: np.ndarray, n: int) -> np.ndarray:
+    a = np.asarray(a)
+    return a.reshape(n, -1)
+
+
+def _value_check(
+    cand: str, ref: str, what: str, a: np.ndarray, b: np.ndarray, used: np.ndarray, atol: float
+) -> tuple[Check, np.ndarray]:
+    """Compare float outputs on the rows in ``used``; returns the check and per-row |d| (n,)."""
+    n = used.size
+    a2 = _as2d(np.asarray(a, np.float64), n)
+    b2 = _as2d(np.asarray(b, np.float64), n)
+    row_d = np.zeros(n)
+    if a2.shape != b2.shape:
+        return (
+            Check(cand, ref, what, int(used.sum()), False, False,
+                  note=f"output shapes differ: {cand} {tuple(np.shape(a))}, {ref} {tuple(np.shape(b))}"),
+            row_d,
+        )
+    a2, b2 = a2[used], b2[used]
+    same = (a2 == b2) | (np.isnan(a2) & np.isnan(b2))
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = np.abs(a2 - b2)
+    d[same] = 0.0
+    d[np.isnan(d)] = np.inf
+    bad = (d > atol).any(axis=1) if d.size else np.zeros(0, bool)
+    row_d[used] = d.max(axis=1) if d.shape[1] else 0.0
+    check = Check(
+        cand,
+        ref,
+        what,
+        rows=int(used.sum()),
+        ok=not bad.any(),
+        bit_identical=bool(same.all()),
+        max_abs_diff=[float(x) for x in (d.max(axis=0) if d.shape[0] else np.zeros(d.shape[1]))],
+        mismatched_rows=int(bad.sum()),
+        skipped_rows=int(n - used.sum()),
+    )
+    return check, np.where(row_d > atol, row_d, 0.0)
+
+
+def _leaf_check(
+    cand: str, ref: str, a: np.ndarray, b: np.ndarray, used: np.ndarray
+) -> tuple[Check, np.ndarray]:
+    n = used.size
+    a2, b2 = _as2d(a, n), _as2d(b, n)
+    bad_rows = np.zeros(n, bool)
+    if a2.shape != b2.shape:
+        return (
+            Check(cand, ref, "leaf", int(used.sum()), True, False,
+                  note=f"leaf layouts differ ({a2.shape[1]} vs {b2.shape[1]} per row); not compared"),
+            bad_rows,
+        )
+    diff = (a2 != b2) & used[:, None]
+    bad_rows = diff.any(axis=1)
+    check = Check(
+        cand, ref, "leaf", rows=int(used.sum()), ok=not bad_rows.any(),
+        bit_identical=not bad_rows.any(), mismatched_rows=int(bad_rows.sum()),
+        skipped_rows=int(n - used.sum()),
+    )
+    return check, bad_rows
+
+
+# ============================================================================ leaf paths
+class _Paths:
+    """Root-to-leaf paths through the IR, for explaining a differing row."""
+
+    def __init__(self, ens: Ensemble) -> None:
+        self.ens = ens
+        parent = np.full(ens.n_nodes, -1, np.int64)
+        internal = np.flatnonzero(ens.left >= 0)
+        parent[ens.left[internal]] = internal
+        parent[ens.right[internal]] = internal
+        self.parent = parent
+
+    def node_of_leaf(self, tree: int, leaf_id: int) -> int | None:
+        lo, hi = int(self.ens.tree_offset[tree]), int(self.ens.tree_offset[tree + 1])
+        hits = np.flatnonzero((self.ens.leaf_id[lo:hi] == leaf_id) & (self.ens.left[lo:hi] < 0))
+        return lo + int(hits[0]) if hits.size else None
+
+    def path(self, node: int) -> list[int]:
+        out = [node]
+        while self.parent[out[-1]] >= 0:
+            out.append(int(self.parent[out[-1]]))
+        return out[::-1]
+
+    def describe_split(self, node: int, row: np.ndarray) -> dict[str, Any]:
+        e = self.ens
+        lo = int(e.tree_offset[np.searchsorted(e.tree_offset, node, side="right") - 1])
+        f = int(e.feature[node])
+        d: dict[str, Any] = {
+            "node": node - lo,
+            "feature": f,
+            "value": float(row[f]),
+        }
+        if e.feature_names:
+            d["name"] = e.feature_names[f]
+        if e.categorical[node]:
+            cats = e.categories[e.cat_begin[node] : e.cat_end[node]]
+            d["categories"] = cats[:16].tolist()
+            d["categories_go"] = "left" if e.cat_left[node] else "right"
+        else:
+            d["op"] = "<" if e.op[node] == Op.LT else "<="
+            d["threshold"] = float(e.threshold[node])
+            d["default"] = "left" if e.default_left[node] else "right"
+        return d
+
+    def explain(
+        self, tree: int, row: np.ndarray, leaves: dict[str, int | None]
+    ) -> dict[str, Any]:
+        """Where the paths to the leaves named in ``leaves`` (who -> leaf id) part."""
+        nodes = {who: (self.node_of_leaf(tree, lid) if lid is not None else None) for who, lid in leaves.items()}
+        paths = {who: self.path(nd) for who, nd in nodes.items() if nd is not None}
+        out: dict[str, Any] = {"tree": tree, "leaves": {k: _jsonable(v) for k, v in leaves.items()}}
+        lo = int(self.ens.tree_offset[tree])
+        out["paths"] = {who: [int(x) - lo for x in p] for who, p in paths.items()}
+        if len(paths) >= 2:
+            seqs = list(paths.values())
+            k = 0
+            while all(len(s) > k + 1 for s in seqs) and len({s[k + 1] for s in seqs}) == 1:
+                k += 1
+            split = seqs[0][k]
+            if self.ens.left[split] >= 0:
+                s = self.describe_split(split, row)
+                out["split"] = s
+                went = {
+                    who: ("left" if len(p) > k + 1 and p[k + 1] == self.ens.left[split] else "right")
+                    for who, p in paths.items()
+                }
+                cond = (
+                    f"{s.get('name', 'f' + str(s['feature']))} {s['op']} {s['threshold']!r}"
+                    if "op" in s
+                    else f"{s.get('name', 'f' + str(s['feature']))} in categories"
+                )
+                parts = ", ".join(f"{who} went {went[who]} to leaf {leaves[who]}" for who in paths)
+                out["summary"] = f"paths part at node {s['node']} ({cond}, value {s['value']!r}): {parts}"
+                return out
+        parts = ", ".join(f"{who} leaf {lid}" for who, lid in leaves.items())
+        out["summary"] = parts + (" (a leaf id not in the IR)" if len(paths) < len(leaves) else "")
+        return out
+
+
+# ============================================================================ verify
+@dataclass
+class _Block:
+    """A batch of rows evaluated together (edge rows, then data rows); ``origin`` takes a
+    block-local row index."""
+
+    X: np.ndarray
+    origin: Callable[[int], str]
+
+
+def _stack(blocks: list[_Block], fn: Callable[[np.ndarray], Any]) -> Any:
+    """Run ``fn`` on every block and concatenate (element-wise for tuple results)."""
+    parts = [fn(b.X) for b in blocks]
+    if isinstance(parts[0], tuple):
+        return tuple(np.concatenate([np.asarray(p[i]) for p in parts]) for i in range(len(parts[0])))
+    return np.concatenate([np.asarray(p) for p in parts])
+
+
+def verify(
+    ensemble: Ensemble,
+    scorer: Any = None,
+    *,
+    data: Any = None,
+    source: Any = None,
+    atol: float = DEFAULT_ATOL,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    edge: int = DEFAULT_EDGE_ROWS,
+    native: bool = True,
+    seed: int = 0,
+) -> ParityReport:
+    """Compare ``scorer`` (or the interpreter) with the interpreter and the source library.
+
+    ``ensemble``: the IR the scorer was built from. ``scorer``: anything with
+    ``predict(X, raw_score=...)`` and optionally ``predict_leaf(X)`` (a ``CompiledScorer``); None
+    checks the interpreter against the source library only. ``data``: extra rows -- a
+    :class:`~ltrcompile.datafiles.DataSet` (its first ``max_rows`` rows) or a 2-D array.
+    ``source``: the model file or object the IR came from, for the native comparison (``native``
+    False skips it). ``edge``: how many generated edge rows at most (0: none). ``atol``: the
+    largest absolute difference accepted for raw margins and outputs; leaf ids must match exactly.
+    """
+    t0 = time.perf_counter()
+    if not (atol >= 0 and math.isfinite(atol)):
+        raise ValueError(f"atol must be a finite number >= 0, got {atol}")
+    blocks: list[_Block] = []
+    data_X: np.ndarray | None = None
+    data_file = None
+    data_origin: Callable[[int], str] = lambda i: f"data row {i}"  # noqa: E731
+    if data is not None:
+        from .datafiles import DataSet
+
+        if isinstance(data, DataSet):
+            data_X = data.X[:max_rows]
+            data_file = data.path
+            data_origin = data.where
+        else:
+            data_X = np.asarray(data)[:max_rows]
+        if data_X.ndim != 2 or data_X.shape[1] != ensemble.n_features:
+            raise ValueError(
+                f"data has shape {data_X.shape}; the model expects (n_rows, {ensemble.n_features})"
+            )
+    if edge:
+        bg = None if data_X is None or not len(data_X) else np.asarray(data_X, np.float64)
+        E = edge_rows(ensemble, bg, max_rows=int(edge), seed=seed)
+        blocks.append(_Block(E, lambda i: f"edge row {i}"))
+    n_edge = blocks[0].X.shape[0] if blocks else 0
+    if data_X is not None and len(data_X):
+        blocks.append(_Block(data_X, data_origin))
+    if not blocks:
+        raise ValueError("nothing to verify: no edge rows and no data rows")
+    n = sum(b.X.shape[0] for b in blocks)
+    report = ParityReport(
+        ok=True, atol=float(atol), rows_checked=n, edge_rows=n_edge,
+        data_rows=n - n_edge, checks=[], data_file=data_file,
+    )
+    every = np.ones(n, bool)
+    interp_raw = _stack(blocks, lambda X: ensemble.predict(X, raw_score=True))
+    interp_out = _stack(blocks, ensemble.predict)
+    cache: dict[str, np.ndarray] = {}
+
+    def interp_leaf() -> np.ndarray:
+        if "leaf" not in cache:
+            cache["leaf"] = _stack(blocks, ensemble.predict_leaf)
+        return cache["leaf"]
+
+    cand = "compiled" if scorer is not None else "interpreter"
+    cand_vals = {"raw": interp_raw, "output": interp_out}
+    cand_leaf: np.ndarray | None = None
+    ctx = _Context(n)
+    if scorer is not None:
+        cand_vals = {
+            "raw": _stack(blocks, lambda X: scorer.predict(X, raw_score=True)),
+            "output": _stack(blocks, lambda X: scorer.predict(X, raw_score=False)),
+        }
+        for what, ref in (("raw", interp_raw), ("output", interp_out)):
+            ctx.add(report, *_value_check(cand, "interpreter", what, cand_vals[what], ref, every, atol),
+                    values=(cand_vals[what], ref))
+        if hasattr(scorer, "predict_leaf"):
+            cand_leaf = _stack(blocks, scorer.predict_leaf)
+            ctx.leaf_sources[cand] = _as2d(cand_leaf, n)
+            ctx.add(report, *_leaf_check(cand, "interpreter", cand_leaf, interp_leaf(), every))
+
+    nat: NativeModel | None = None
+    if native and source is not None:
+        try:
+            nat = native_model(source, ensemble)
+        except NativeUnavailable as exc:
+            report.skipped.append(f"native comparison: {exc}")
+        except ImportError as exc:
+            report.skipped.append(f"native comparison: {exc.name} is not installed")
+    elif native:
+        report.skipped.append("native comparison: no source model given")
+    if nat is not None:
+        if nat.note:
+            report.notes.append(nat.note)
+        for what, fn in (("raw", nat.raw), ("output", nat.output)):
+            if fn is None:
+                report.skipped.append(f"{nat.name} ({what}): the library has no such prediction")
+                continue
+            vals, used = _stack(blocks, fn)
+            used = used.astype(bool)
+            c, rows_bad = _value_check(cand, nat.name, what, cand_vals[what], vals, used, atol)
+            if not c.ok and scorer is not None and c.note is None:
+                ic, _ = _value_check("interpreter", nat.name, what, interp_raw if what == "raw" else interp_out, vals, used, atol)
+                c.note = (
+                    "the interpreter differs from the library too: the model was read inexactly "
+                    "(frontend/IR), not miscompiled"
+                    if not ic.ok
+                    else "the interpreter agrees with the library: the compiled scorer is wrong"
+                )
+            ctx.add(report, c, rows_bad, values=(cand_vals[what], vals))
+        if nat.leaf is not None:
+            try:
+                vals, used = _stack(blocks, nat.leaf)
+            except Exception as exc:  # noqa: BLE001 - leaf output is optional for a library
+                report.skipped.append(f"{nat.name} (leaf): {exc}")
+            else:
+                used = used.astype(bool)
+                mine = cand_leaf if cand_leaf is not None else interp_leaf()
+                c, rows_bad = _leaf_check(cand, nat.name, mine, vals, used)
+                if c.note is None:
+                    ctx.leaf_sources[nat.name] = np.where(used[:, None], _as2d(vals, n), -1)
+                ctx.add(report, c, rows_bad)
+
+    report.ok = bool(report.checks) and all(c.ok for c in report.checks)
+    if not report.checks:
+        report.notes.append("nothing was compared (no scorer and no native predictor)")
+    if not report.ok:
+        ctx.examples(report, ensemble, blocks)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+class _Context:
+    """What :func:`verify` keeps to explain failures: bad rows, compared values, leaf ids."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.bad: dict[int, np.ndarray] = {}
+        self.values: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.leaf_sources: dict[str, np.ndarray] = {}
+
+    def add(
+        self,
+        report: ParityReport,
+        check: Check,
+        rows_bad: np.ndarray,
+        values: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        report.checks.append(check)
+        self.bad[id(check)] = rows_bad
+        if values is not None:
+            self.values[id(check)] = (_as2d(values[0], self.n), _as2d(values[1], self.n))
+
+    def examples(self, report: ParityReport, ens: Ensemble, blocks: list[_Block]) -> None:
+        """Fill the ``examples`` of failing checks: both values and, for every tree whose leaf
+        differs between interpreter, candidate and library, where their paths part."""
+        starts = np.cumsum([0] + [b.X.shape[0] for b in blocks])
+        paths = _Paths(ens)
+        for c in report.checks:
+            rows_bad = self.bad.get(id(c))
+            if c.ok or rows_bad is None:
+                continue
+            for i in np.flatnonzero(rows_bad)[:MAX_EXAMPLES]:
+                i = int(i)
+                k = int(np.searchsorted(starts, i, side="right") - 1)
+                local = i - int(starts[k])
+                x = blocks[k].X[local : local + 1]
+                e: dict[str, Any] = {"row": i, "origin": blocks[k].origin(local)}
+                vals = self.values.get(id(c))
+                if vals is not None:
+                    a, b = vals[0][i], vals[1][i]
+                    e["candidate"] = _jsonable(a if a.size > 1 else a[0])
+                    e["reference"] = _jsonable(b if b.size > 1 else b[0])
+                    with np.errstate(invalid="ignore", over="ignore"):
+                        d = np.abs(a.astype(np.float64) - b.astype(np.float64))
+                    same = (a == b) | (np.isnan(a) & np.isnan(b))
+                    d = np.where(same, 0.0, np.where(np.isnan(d), np.inf, d))
+                    e["abs_diff"] = float(d.max()) if d.size else 0.0
+                mine = ens.predict_leaf(x)[0]
+                row = model_matrix(ens, x)[0]
+                differing: set[int] = set()
+                for L in self.leaf_sources.values():
+                    other = L[i]
+                    if other.shape == mine.shape:
+                        differing |= set(np.flatnonzero((other != mine) & (other >= 0)).tolist())
+                trees = []
+                for t in sorted(differing)[:MAX_TREES_PER_EXAMPLE]:
+                    leaves: dict[str, int | None] = {"interpreter": int(mine[t])}
+                    for who, L in self.leaf_sources.items():
+                        leaves[who] = int(L[i][t]) if L[i][t] >= 0 else None
+                    trees.append(paths.explain(t, row, leaves))
+                e["trees"] = trees
+                e["trees_differing"] = len(differing)
+                if self.leaf_sources and not differing:
+                    e["leaves_agree"] = True
+                c.examples.append(e)
