@@ -1,0 +1,1259 @@
+"""Command line: ``compile-model`` and ``ltrcompile`` (compile, inspect, score, verify, export, serve, bench).
+
+Exit codes (the same for every command):
+
+* 0 -- success;
+* 1 -- parity mismatch: the compiled scorer does not score like the model (nothing marked good);
+* 2 -- bad input: unreadable / malformed model or DATA file, wrong feature count, bad option,
+  unwritable output;
+* 3 -- unsupported model: a construct ltrcompile cannot represent exactly (unknown objective...);
+* 4 -- environment: no C compiler, or an optional component (backend, library, exporter, service,
+  benchmarks) is not installed;
+* 70 -- internal error (a bug: please report it with the ``--debug`` traceback).
+
+Every error ends with one line on stderr naming the file and what is wrong; ``--debug`` (or
+``LTRCOMPILE_DEBUG=1``) shows the Python traceback instead. With ``--json`` the result -- or the
+error -- is also a JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from .errors import (
+    FormatDetectionError,
+    InputDataError,
+    IRValidationError,
+    LtrCompileError,
+    ModelFormatError,
+    UnsupportedModelError,
+)
+
+EXIT_OK = 0
+EXIT_MISMATCH = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNSUPPORTED = 3
+EXIT_ENVIRONMENT = 4
+EXIT_INTERNAL = 70
+
+#: file written into an artifact only after parity was verified; deployments should require it
+PARITY_MARKER = "parity.json"
+
+EXIT_CODES_HELP = """\b
+Exit codes: 0 ok, 1 parity mismatch, 2 bad input (model, DATA, options,
+output dir), 3 unsupported model, 4 environment (no C compiler, missing
+optional component), 70 internal error."""
+
+
+# ============================================================================ errors
+class CliError(Exception):
+    """A user-facing failure: one line of text and an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ParityMismatch(CliError):
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message, EXIT_MISMATCH)
+        self.result = result
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The documented exit code for an exception raised while running a command."""
+    if isinstance(exc, CliError):
+        return exc.code
+    if isinstance(exc, UnsupportedModelError):
+        return EXIT_UNSUPPORTED
+    if isinstance(exc, ModelFormatError | FormatDetectionError | IRValidationError | InputDataError):
+        return EXIT_BAD_INPUT
+    if isinstance(exc, LtrCompileError):
+        name = type(exc).__name__.lower()
+        if "compiler" in name or "toolchain" in name or "build" in name:
+            return EXIT_ENVIRONMENT
+        return EXIT_BAD_INPUT
+    if isinstance(exc, OSError):
+        return EXIT_BAD_INPUT
+    if isinstance(exc, click.ClickException):
+        return exc.exit_code
+    return EXIT_INTERNAL
+
+
+def one_line(exc: BaseException) -> str:
+    """The error as one line of text."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        msg = f"file {exc.filename}: {exc.strerror or exc}"
+    else:
+        msg = str(exc) or type(exc).__name__
+    return " ".join(msg.split())
+
+
+# ============================================================================ console
+class Console:
+    """Where messages go: progress and notes to stderr, results to stdout (JSON with ``--json``)."""
+
+    def __init__(self, *, quiet: bool = False, json_mode: bool = False) -> None:
+        self.quiet = quiet
+        self.json = json_mode
+        self.t0 = time.perf_counter()
+
+    def step(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(f"[{time.perf_counter() - self.t0:6.1f}s] {message}", err=True)
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(f"note: {message}", err=True)
+
+    def warn(self, message: str) -> None:
+        click.echo(f"warning: {message}", err=True)
+
+    def out(self, text: str) -> None:
+        """Human output (stdout unless in JSON mode, where it goes to stderr)."""
+        if self.json:
+            if not self.quiet:
+                click.echo(text, err=True)
+        else:
+            click.echo(text)
+
+    def emit_json(self, obj: Any) -> None:
+        click.echo(json.dumps(_jsonable(obj), indent=2, sort_keys=False, allow_nan=False))
+
+    @contextlib.contextmanager
+    def phase(self, message: str) -> Iterator[None]:
+        t = time.perf_counter()
+        self.step(message)
+        yield
+        self.step(f"{message.rstrip('.').rstrip()} done ({time.perf_counter() - t:.1f}s)")
+
+
+def _jsonable(x: Any) -> Any:
+    from .verify import _jsonable as j
+
+    return j(x)
+
+
+# ============================================================================ shared helpers
+def _read_feature_names(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise CliError(f"file {path}: cannot read the feature-names file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"file {path}: the feature-names file is not UTF-8 text") from None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if len(lines) == 1 and "," in lines[0]:
+        lines = [s.strip() for s in lines[0].split(",")]
+    if not lines:
+        raise CliError(f"file {path}: the feature-names file is empty (expected one name per line)")
+    dup = sorted({n for n in lines if lines.count(n) > 1})
+    if dup:
+        raise CliError(f"file {path}: duplicate feature names {dup[:5]}")
+    return lines
+
+
+def _call_loader(model: str, fmt: str, **options: Any) -> Any:
+    """``load_model`` with option errors (plain TypeError/ValueError) turned into one-line errors."""
+    from . import load_model
+
+    try:
+        return load_model(model, format=fmt, **options)
+    except LtrCompileError:
+        raise
+    except TypeError as exc:
+        if options and "option" in str(exc) or "argument" in str(exc):
+            raise CliError(f"file {model}: {exc}") from exc
+        raise
+    except ValueError as exc:
+        raise CliError(f"file {model}: {exc}") from exc
+
+
+def load_for_cli(
+    model: str,
+    *,
+    fmt: str = "auto",
+    feature_names_file: str | None = None,
+    num_iteration: int | None = None,
+    console: Console | None = None,
+) -> tuple[Any, list[str]]:
+    """Load ``model`` as the CLI does; returns ``(ensemble, notes)``.
+
+    Iterations: ``num_iteration`` N keeps the first N boosting rounds (0: all). By default a saved
+    ``best_iteration`` (early stopping) is honoured, with a note saying how many trees that drops.
+    """
+    from .frontends import detect_format
+
+    notes: list[str] = []
+    if not os.path.exists(model):
+        raise CliError(f"file {model}: no such file")
+    if os.path.isdir(model):
+        raise CliError(f"file {model}: is a directory, not a model file")
+    if fmt == "auto":
+        fmt = detect_format(model)
+    options: dict[str, Any] = {}
+    names = _read_feature_names(feature_names_file) if feature_names_file else None
+    if names is not None:
+        options["feature_names"] = names
+    if num_iteration is not None:
+        if num_iteration < 0:
+            raise CliError(f"--num-iteration must be >= 0 (0 keeps every iteration), got {num_iteration}")
+        if fmt.startswith("xgboost") and num_iteration == 0:
+            options["best_iteration"] = False
+        else:
+            options["num_iteration"] = num_iteration
+    try:
+        ens = _call_loader(model, fmt, **options)
+    except TypeError as exc:
+        if "feature_names" in options and "feature_names" in str(exc):
+            options.pop("feature_names")
+            ens = _call_loader(model, fmt, **options)
+            _set_names(ens, names, feature_names_file)
+        elif {"num_iteration", "best_iteration"} & set(options):
+            raise CliError(f"file {model}: --num-iteration is not supported for the {fmt} format") from exc
+        else:
+            raise
+    except CliError as exc:
+        if names is not None and "feature" in str(exc) and "name" in str(exc):
+            raise CliError(f"file {feature_names_file}: {exc}") from exc
+        raise
+    prov = ens.provenance
+    best = prov.get("best_iteration")
+    if num_iteration is None and best is not None and fmt.startswith("xgboost"):
+        if prov.get("iterations") == "all":
+            full = ens.n_trees
+            try:
+                ens2 = _call_loader(model, fmt, best_iteration=True, **({"feature_names": names} if names else {}))
+            except (CliError, TypeError):
+                ens2 = None
+            if ens2 is not None and ens2.n_trees < full:
+                notes.append(
+                    f"kept the saved best iteration {best} (early stopping): {ens2.n_trees} of "
+                    f"{full} trees; pass --num-iteration 0 to keep every tree"
+                )
+                ens = ens2
+    elif num_iteration is None and best is not None:
+        notes.append(f"the model records best_iteration {best}")
+    for n in prov.get("notes") or []:
+        notes.append(str(n))
+    return ens, notes
+
+
+def _set_names(ens: Any, names: list[str] | None, path: str | None) -> None:
+    if names is None:
+        return
+    if len(names) != ens.n_features:
+        raise CliError(
+            f"file {path}: {len(names)} feature names but the model has {ens.n_features} features"
+        )
+    ens.feature_names = list(names)
+    ens.validate()
+
+
+def _read_data(path: str, ens: Any, index_base: str) -> Any:
+    from .datafiles import read_data
+
+    base: str | int = index_base if index_base == "auto" else int(index_base)
+    return read_data(path, ens, index_base=base)
+
+
+def _have_backend() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ltrcompile.backends.cython") is not None
+
+
+def find_c_compiler() -> str | None:
+    """The C compiler a build would use (``$CC``, Python's configured CC, cc/gcc/clang), or None."""
+    import shlex
+    import sysconfig
+
+    candidates = []
+    if os.environ.get("CC"):
+        candidates.append(shlex.split(os.environ["CC"])[0])
+    cfg = sysconfig.get_config_var("CC")
+    if cfg:
+        candidates.append(shlex.split(cfg)[0])
+    candidates += ["cc", "gcc", "clang"]
+    for c in candidates:
+        found = shutil.which(c)
+        if found:
+            return found
+    return None
+
+
+NO_COMPILER = (
+    "no C compiler found (looked for $CC, {cfg}cc, gcc, clang on PATH): install one -- "
+    "Debian/Ubuntu: apt-get install build-essential; Fedora/RHEL: dnf install gcc; "
+    "Alpine: apk add build-base; macOS: xcode-select --install"
+)
+
+
+def _require_toolchain() -> None:
+    import sysconfig
+
+    if not _have_backend():
+        raise CliError(
+            "the Cython backend (ltrcompile.backends.cython) is not part of this installation",
+            EXIT_ENVIRONMENT,
+        )
+    if find_c_compiler() is None:
+        cfg = sysconfig.get_config_var("CC")
+        raise CliError(NO_COMPILER.format(cfg=f"{cfg.split()[0]}, " if cfg else ""), EXIT_ENVIRONMENT)
+
+
+def _is_artifact(path: str) -> bool:
+    p = Path(path)
+    return p.is_dir() and any((p / f).exists() for f in ("manifest.json", PARITY_MARKER))
+
+
+def _check_out_dir(out: Path) -> None:
+    """Fail early (exit 2) when ``out`` cannot receive an artifact."""
+    if out.exists() and not out.is_dir():
+        raise CliError(f"output {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not _is_artifact(str(out)):
+        raise CliError(
+            f"output {out}: directory exists, is not empty and is not an ltrcompile artifact "
+            "(refusing to replace it; choose another -o)"
+        )
+    parent = out.parent if str(out.parent) else Path(".")
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise CliError(f"output {out}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise CliError(f"output {out}: directory {probe} is not writable")
+
+
+def _compile(ens: Any, out_dir: str, *, name: str | None, strategy: str | None, jobs: int | None,
+             raw_score: bool, progress: bool) -> Any:
+    """Call the backend's ``compile`` with the options it accepts."""
+    import inspect
+
+    import ltrcompile
+
+    from .backends import cython as backend  # noqa: F401 - presence checked by _require_toolchain
+
+    kwargs: dict[str, Any] = {"progress": progress}
+    if strategy is not None:
+        kwargs["strategy"] = strategy
+    if jobs is not None:
+        kwargs["jobs"] = jobs
+    sig = inspect.signature(backend.compile)
+    accepts = set(sig.parameters)
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+    if name is not None:
+        if "name" in accepts or var_kw:
+            kwargs["name"] = name
+    if raw_score:
+        if "raw_score" in accepts or var_kw:
+            kwargs["raw_score"] = True
+        else:
+            raise CliError("--raw-score: this backend cannot compile raw-score scorers", EXIT_BAD_INPUT)
+    try:
+        return ltrcompile.compile(ens, out_dir, **kwargs)
+    except TypeError as exc:
+        raise CliError(f"compile: {exc}") from exc
+    except ValueError as exc:
+        if isinstance(exc, LtrCompileError):
+            raise
+        raise CliError(f"compile: {exc}") from exc
+
+
+def _manifest(scorer: Any) -> dict[str, Any]:
+    m = getattr(scorer, "manifest", None)
+    if isinstance(m, dict):
+        return m
+    if m is not None and hasattr(m, "to_dict"):
+        return m.to_dict()
+    return {}
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """Replace ``out`` by ``staging`` (two renames on one filesystem; the old artifact is removed
+    only after the new one is in place)."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rmdir(old)
+        os.replace(out, old)
+    os.replace(staging, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def model_facts(ens: Any) -> dict[str, Any]:
+    """Summary numbers for reports: trees, leaves, depth, features, objective, transform."""
+    s = ens.summary()
+    prov = ens.provenance
+    return {
+        "format": prov.get("format"),
+        "library": prov.get("library"),
+        "library_version": prov.get("version") or prov.get("lightgbm_version") or prov.get("model_version"),
+        "objective": prov.get("objective"),
+        "transform": ens.transform,
+        "trees": s["trees"],
+        "leaves": s["leaves"],
+        "nodes": s["nodes"],
+        "max_depth": s["max_depth"],
+        "n_features": s["n_features"],
+        "features_used": s["features_used"],
+        "n_outputs": s["n_outputs"],
+        "digest": ens.digest(),
+    }
+
+
+def _parity_line(report: Any) -> str:
+    if report is None:
+        return "NOT VERIFIED (--no-verify)"
+    parts = []
+    seen = set()
+    for c in report.checks:
+        if c.what != "raw" or c.reference in seen:
+            continue
+        seen.add(c.reference)
+        parts.append(
+            f"= {c.reference} ({'bit-identical' if c.bit_identical else 'max|d| ' + format(max(c.max_abs_diff or [0]), '.3g')})"
+            if c.ok
+            else f"!= {c.reference} (max|d| {max(c.max_abs_diff or [float('inf')]):.3g})"
+        )
+    verdict = "OK" if report.ok else "MISMATCH"
+    return f"{verdict} (atol {report.atol:g}) on {report.rows_checked} rows: " + ", ".join(parts)
+
+
+# ============================================================================ compile
+def run_compile(
+    model: str,
+    out: str | None,
+    *,
+    name: str | None,
+    fmt: str,
+    feature_names: str | None,
+    num_iteration: int | None,
+    raw_score: bool,
+    strategy: str | None,
+    jobs: int | None,
+    verify_data: tuple[str, ...],
+    do_verify: bool,
+    atol: float,
+    index_base: str,
+    keep_failed: bool,
+    console: Console,
+) -> int:
+    from .verify import verify
+
+    t_start = time.perf_counter()
+    stem = Path(model).name.split(".")[0] or "model"
+    out_path = Path(out) if out else Path(f"{name or stem}-compiled")
+    out_path = out_path.absolute()
+    _check_out_dir(out_path)
+    _require_toolchain()
+    if atol < 0:
+        raise CliError(f"--atol must be >= 0, got {atol}")
+    with console.phase(f"reading {model}"):
+        ens, notes = load_for_cli(
+            model, fmt=fmt, feature_names_file=feature_names, num_iteration=num_iteration, console=console
+        )
+    for n in notes:
+        console.note(n)
+    facts = model_facts(ens)
+    console.step(
+        f"{facts['format']}: {facts['trees']} trees, {facts['leaves']} leaves, depth {facts['max_depth']}, "
+        f"{facts['features_used']}/{facts['n_features']} features, objective {facts['objective']}, "
+        f"transform {facts['transform']}"
+    )
+    datasets = []
+    for path in verify_data:
+        with console.phase(f"reading DATA {path}"):
+            datasets.append(_read_data(path, ens, index_base))
+    if datasets and not do_verify:
+        raise CliError("--verify DATA and --no-verify contradict each other")
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.staging-", dir=out_path.parent))
+    keep = False
+    try:
+        t_build = time.perf_counter()
+        with console.phase("compiling"):
+            scorer = _compile(
+                ens, str(staging), name=name, strategy=strategy, jobs=jobs, raw_score=raw_score,
+                progress=not console.quiet,
+            )
+        build_s = time.perf_counter() - t_build
+        manifest = _manifest(scorer)
+        report = None
+        if do_verify:
+            from .datafiles import DataSet
+
+            data = None
+            if datasets:
+                data = datasets[0] if len(datasets) == 1 else DataSet(
+                    path=",".join(d.path for d in datasets),
+                    format="mixed",
+                    X=np.vstack([np.asarray(d.X, np.float64) for d in datasets]),
+                )
+            with console.phase("verifying parity"):
+                report = verify(ens, scorer, data=data, source=model, atol=atol)
+        result: dict[str, Any] = {
+            "ok": report is None or report.ok,
+            "model": {"path": os.path.abspath(model), **facts},
+            "notes": notes,
+            "compile": {
+                "artifact": str(out_path),
+                "strategy": manifest.get("strategy", strategy or "auto"),
+                "jobs": jobs,
+                "seconds": round(build_s, 3),
+                "manifest": manifest,
+            },
+            "parity": report.to_dict() if report is not None else None,
+            "verified": report is not None,
+        }
+        if report is not None and not report.ok:
+            keep = keep_failed
+            if keep_failed:
+                rejected = out_path.with_name(out_path.name + ".rejected")
+                if rejected.exists():
+                    shutil.rmtree(rejected)
+                (staging / "parity-failed.json").write_text(json.dumps(_jsonable(report.to_dict()), indent=2))
+                os.replace(staging, rejected)
+                result["compile"]["artifact"] = str(rejected)
+            else:
+                result["compile"]["artifact"] = None
+            result["exit_code"] = EXIT_MISMATCH
+            console.out(report.format())
+            raise ParityMismatch(
+                f"parity mismatch: {_parity_line(report)}; "
+                + (f"rejected artifact kept in {out_path.name}.rejected (no {PARITY_MARKER})" if keep_failed
+                   else f"no artifact written to {out_path}"),
+                result,
+            )
+        if report is not None:
+            (staging / PARITY_MARKER).write_text(json.dumps(_jsonable(report.to_dict()), indent=2) + "\n")
+        _move_into_place(staging, out_path)
+        result["total_seconds"] = round(time.perf_counter() - t_start, 3)
+        result["exit_code"] = EXIT_OK
+    finally:
+        if not keep and staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    if console.json:
+        console.emit_json(result)
+    lines = [
+        f"compiled {model} -> {out_path}",
+        f"  model     {facts['format']}"
+        + (f" ({facts['library']} {facts['library_version']})" if facts.get("library") else "")
+        + f", objective {facts['objective']}, transform {facts['transform']}",
+        f"  trees     {facts['trees']} ({facts['leaves']} leaves, max depth {facts['max_depth']}), "
+        f"{facts['n_outputs']} output{'s' if facts['n_outputs'] != 1 else ''}",
+        f"  features  {facts['n_features']} ({facts['features_used']} used)",
+        f"  build     strategy {result['compile']['strategy']}, {build_s:.1f}s",
+        f"  artifact  {out_path}" + (f" ({PARITY_MARKER} written)" if report is not None else " (not verified: no " + PARITY_MARKER + ")"),
+        f"  parity    {_parity_line(report)}",
+    ]
+    if report is not None:
+        for s in report.skipped:
+            lines.append(f"            skipped {s}")
+    if report is not None and not console.quiet:
+        console.out(report.format(examples=False))
+    console.out("\n".join(lines))
+    return EXIT_OK
+
+
+# ============================================================================ inspect
+def inspect_model(ens: Any, notes: list[str]) -> dict[str, Any]:
+    """Everything ``ltrcompile inspect`` reports, as a dict."""
+    from .ir import Missing, Op
+
+    facts = model_facts(ens)
+    internal = ens.left >= 0
+    depths = ens.tree_depths() if ens.n_trees else np.zeros(0, np.int64)
+    tree_of = ens.tree_of_node()
+    leaves_per_tree = np.bincount(tree_of[~internal], minlength=ens.n_trees) if ens.n_trees else np.zeros(0)
+    depth_hist = {int(d): int(c) for d, c in enumerate(np.bincount(depths)) if c} if depths.size else {}
+    leaf_hist: dict[str, int] = {}
+    for k in leaves_per_tree:
+        lo = 1 << (int(k).bit_length() - 1) if k > 0 else 0
+        key = str(lo) if lo <= 1 else f"{lo}-{2 * lo - 1}"
+        leaf_hist[key] = leaf_hist.get(key, 0) + 1
+    leaf_hist = dict(sorted(leaf_hist.items(), key=lambda kv: int(kv[0].split("-")[0])))
+    split_counts = np.bincount(ens.feature[internal], minlength=ens.n_features) if ens.n_features else np.zeros(0, np.int64)
+    names = ens.feature_names
+    top = [
+        {"feature": int(f), "name": names[f] if names else None, "splits": int(split_counts[f])}
+        for f in np.argsort(-split_counts, kind="stable")[:10]
+        if split_counts[f] > 0
+    ]
+    used = int(np.count_nonzero(split_counts))
+    policies = {m.name.lower(): int(np.count_nonzero(ens.missing[internal] == m)) for m in Missing}
+    ops = {"<": int(np.count_nonzero(ens.op[internal] == Op.LT)), "<=": int(np.count_nonzero(ens.op[internal] == Op.LE))}
+    unusual: list[str] = []
+    stumps = int(np.count_nonzero(leaves_per_tree == 1))
+    if stumps:
+        unusual.append(f"{stumps} tree(s) are a single leaf (constant)")
+    ncat = int(np.count_nonzero(ens.categorical[internal]))
+    if ncat:
+        unusual.append(f"{ncat} categorical split(s)")
+    if ens.has_linear_leaves:
+        unusual.append("linear-tree leaves (LightGBM linear_tree)")
+    if ens.linear_feature.size:
+        unusual.append(f"{ens.linear_feature.size} linear term(s)")
+    if ens.n_trees and not np.all(ens.tree_weight == 1.0):
+        unusual.append("per-tree weights (DART or similar)")
+    if ens.n_bags > 1:
+        unusual.append(f"{ens.n_bags} independently accumulated bags")
+    if policies.get("zero_nan_default"):
+        unusual.append(f"{policies['zero_nan_default']} split(s) treat zero as missing (LightGBM missing_type=Zero)")
+    thr = ens.threshold[internal & (ens.categorical == 0)]
+    if thr.size and not np.all(np.isfinite(thr)):
+        unusual.append(f"{int(np.count_nonzero(~np.isfinite(thr)))} infinite threshold(s)")
+    if depths.size and depths.max() > 20:
+        unusual.append(f"very deep trees (max depth {int(depths.max())})")
+    if ens.normalizers:
+        unusual.append(f"{len(ens.normalizers)} feature normalizer(s) applied before scoring")
+    if ens.average_denominator is not None:
+        unusual.append(f"output averaged over {ens.average_denominator:g} (random forest)")
+    if ens.n_features and used < ens.n_features:
+        unusual.append(f"{ens.n_features - used} of {ens.n_features} features are never used")
+    if internal.any():
+        lv = ens.leaf_value[~internal]
+        if lv.size and np.abs(lv).max() > 1e6:
+            unusual.append(f"very large leaf values (max |v| {np.abs(lv).max():.3g})")
+    return {
+        **facts,
+        "provenance": ens.provenance,
+        "n_outputs": ens.n_outputs,
+        "input_cast": ens.input_cast,
+        "accumulate": ens.accumulate,
+        "sparse_absent": ens.sparse_absent,
+        "base_score": ens.base_score.tolist(),
+        "average_denominator": ens.average_denominator,
+        "depth_histogram": depth_hist,
+        "leaves_per_tree_histogram": leaf_hist,
+        "feature_names": "present" if names else None,
+        "top_features": top,
+        "split_operators": ops,
+        "missing_policies": {k: v for k, v in policies.items() if v},
+        "categorical_splits": ncat,
+        "unusual": unusual,
+        "notes": notes,
+    }
+
+
+def _format_inspect(model: str, d: dict[str, Any]) -> str:
+    prov = d["provenance"]
+    rows: list[tuple[str, str]] = [
+        ("format", f"{d['format']}" + (f" ({d['library']} {d['library_version']})" if d.get("library") else "")),
+        ("objective", f"{d['objective']}   transform {d['transform']}   outputs {d['n_outputs']}"),
+        ("trees", f"{d['trees']}   nodes {d['nodes']}   leaves {d['leaves']}   max depth {d['max_depth']}"),
+        ("features", f"{d['n_features']} ({d['features_used']} used)   names {'yes' if d['feature_names'] else 'no'}"),
+        ("arithmetic", f"inputs as {d['input_cast']}, sums in {d['accumulate']}, absent sparse entries "
+         f"read as {d['sparse_absent']}"),
+        ("splits", ", ".join(f"{k} x{v}" for k, v in d["split_operators"].items() if v) or "-"),
+        ("base score", ", ".join(f"{v:g}" for v in d["base_score"])),
+    ]
+    for key in ("best_iteration", "iterations", "num_iteration", "total_iterations", "booster", "boosting"):
+        if prov.get(key) is not None:
+            rows.append((key.replace("_", " "), str(prov[key])))
+    rows.append(("tree depth", ", ".join(f"{k}: {v}" for k, v in d["depth_histogram"].items()) + "  (trees per depth)"))
+    rows.append(("leaves/tree", ", ".join(f"{k}: {v}" for k, v in d["leaves_per_tree_histogram"].items()) + "  (trees)"))
+    if d["top_features"]:
+        rows.append(("top splits", ", ".join(
+            f"{t['name'] or 'f' + str(t['feature'])} ({t['splits']})" for t in d["top_features"][:8])))
+    if d["missing_policies"]:
+        rows.append(("missing", ", ".join(f"{k} x{v}" for k, v in d["missing_policies"].items())))
+    rows += [("unusual", u) for u in d["unusual"]]
+    rows += [("note", n) for n in d["notes"]]
+    rows.append(("digest", d["digest"]))
+    return "\n".join([model] + [f"  {k:<16} {v}" for k, v in rows])
+
+
+# ============================================================================ score
+def _load_scorer(target: str, fmt: str, num_iteration: int | None, console: Console) -> tuple[Any, Any, str]:
+    """``(ensemble, scorer, kind)`` for a model file or a compiled artifact directory."""
+    if os.path.isdir(target):
+        ens, scorer = load_artifact(target)
+        return ens, scorer, "compiled"
+    ens, notes = load_for_cli(target, fmt=fmt, num_iteration=num_iteration, console=console)
+    for n in notes:
+        console.note(n)
+    return ens, ens, "interpreter"
+
+
+def load_artifact(path: str) -> tuple[Any, Any]:
+    """``(ensemble, scorer)`` for a compiled artifact directory (the IR is read from the artifact)."""
+    from .ir import Ensemble
+
+    if not _have_backend():
+        raise CliError(
+            f"artifact {path}: the Cython backend is not part of this installation", EXIT_ENVIRONMENT
+        )
+    import ltrcompile
+
+    try:
+        scorer = ltrcompile.load_compiled(path)
+    except LtrCompileError:
+        raise
+    except (OSError, ImportError, ValueError, KeyError) as exc:
+        raise CliError(f"artifact {path}: cannot load the compiled scorer: {one_line(exc)}") from exc
+    ens = getattr(scorer, "ensemble", None) or getattr(scorer, "ir", None)
+    if not isinstance(ens, Ensemble):
+        for cand in ("ir.json", "model.ir.json", "ensemble.json"):
+            p = os.path.join(path, cand)
+            if os.path.exists(p):
+                ens = Ensemble.load(p)
+                break
+    if not isinstance(ens, Ensemble):
+        raise CliError(f"artifact {path}: holds no IR (ir.json); recompile it with compile-model")
+    return ens, scorer
+
+
+def _write_scores(ds: Any, scores: np.ndarray, dest: str | None, out_format: str | None) -> tuple[str, int]:
+    n = scores.shape[0]
+    S = scores.reshape(n, -1)
+    cols = ["score"] if S.shape[1] == 1 else [f"score_{k}" for k in range(S.shape[1])]
+    ranks = None
+    queries = ds.queries() if ds.qid is not None else []
+    if ds.qid is not None and S.shape[1] == 1:
+        ranks = np.zeros(n, np.int64)
+        for _, idx in queries:
+            order = idx[np.argsort(-S[idx, 0], kind="stable")]
+            ranks[order] = np.arange(1, order.size + 1)
+    kind = out_format or ("json" if dest and dest.endswith(".json") else "csv" if dest and dest.endswith(".csv") else "tsv")
+    where = [int(x) for x in ds.lines] if ds.lines is not None else list(range(n))
+    if kind == "json":
+        rows = []
+        for i in range(n):
+            r: dict[str, Any] = {("line" if ds.lines is not None else "row"): where[i]}
+            if ds.qid is not None:
+                r["qid"] = ds.qid[i]
+            if ds.ids is not None:
+                r["id"] = ds.ids[i]
+            if ds.y is not None:
+                r["label"] = ds.y[i]
+            for k, c in enumerate(cols):
+                r[c] = S[i, k]
+            if ranks is not None:
+                r["rank"] = int(ranks[i])
+            rows.append(r)
+        doc: dict[str, Any] = {"data": ds.path, "rows": rows}
+        if ranks is not None:
+            doc["queries"] = [
+                {"qid": q, "order": [where[j] for j in idx[np.argsort(-S[idx, 0], kind="stable")]]}
+                for q, idx in queries
+            ]
+        text = json.dumps(_jsonable(doc), separators=(",", ":")) + "\n"
+    else:
+        sep = "," if kind == "csv" else "\t"
+        header = ["line" if ds.lines is not None else "row"]
+        if ds.qid is not None:
+            header.append("qid")
+        if ds.ids is not None:
+            header.append("id")
+        if ds.y is not None:
+            header.append("label")
+        header += cols
+        if ranks is not None:
+            header.append("rank")
+        out_lines = [sep.join(header)]
+        for i in range(n):
+            f = [str(where[i])]
+            if ds.qid is not None:
+                f.append(str(ds.qid[i]))
+            if ds.ids is not None:
+                f.append(str(ds.ids[i]))
+            if ds.y is not None:
+                f.append(repr(float(ds.y[i])))
+            f += [repr(float(v)) for v in S[i]]
+            if ranks is not None:
+                f.append(str(int(ranks[i])))
+            out_lines.append(sep.join(f))
+        text = "\n".join(out_lines) + "\n"
+    if dest is None or dest == "-":
+        click.echo(text, nl=False)
+        return "stdout", n
+    try:
+        tmp = dest + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise CliError(f"output {dest}: cannot write: {exc.strerror or exc}") from None
+    return dest, n
+
+
+# ============================================================================ click plumbing
+def _debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("LTRCOMPILE_DEBUG", "") not in ("", "0")
+
+
+def _json_requested(argv: list[str]) -> bool:
+    return "--json" in argv
+
+
+def _run(command: click.Command, argv: list[str] | None, prog: str) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args)
+    try:
+        rv = command.main(args=args, prog_name=prog, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        # usage errors: click's own message (already one "Error: ..." line plus a usage hint)
+        exc.show()
+        return exc.exit_code if exc.exit_code != 1 else EXIT_BAD_INPUT
+    except click.exceptions.Abort:
+        click.echo(f"{prog}: aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo(f"{prog}: interrupted", err=True)
+        return 130
+    except BaseException as exc:  # noqa: BLE001 - every error becomes one line + an exit code
+        if isinstance(exc, SystemExit):
+            code = exc.code
+            return code if isinstance(code, int) else (0 if code is None else EXIT_BAD_INPUT)
+        code = exit_code_for(exc)
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        msg = one_line(exc)
+        if code == EXIT_INTERNAL:
+            msg = f"internal error: {type(exc).__name__}: {msg} (re-run with --debug for the traceback; please report it)"
+        if _json_requested(args) and not isinstance(exc, _Quiet):
+            payload: dict[str, Any] = {"ok": False, "exit_code": code, "error": msg}
+            if isinstance(exc, ParityMismatch) and exc.result is not None:
+                payload = {**exc.result, **payload}
+            click.echo(json.dumps(_jsonable(payload), indent=2))
+        click.echo(f"{prog}: error: {msg}", err=True)
+        return code
+    return int(rv or 0)
+
+
+def _common(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")(f)
+    return f
+
+
+_compile_options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+    click.argument("model", type=click.Path(dir_okay=False, path_type=str)),
+    click.option("-o", "--out", "out", metavar="OUT_DIR", help="Artifact directory (default: ./<model>-compiled)."),
+    click.option("--name", help="Name of the compiled scorer (default: derived from the model)."),
+    click.option("--format", "fmt", default="auto", show_default=True, help="Model format; auto-detected from the content."),
+    click.option("--feature-names", type=click.Path(dir_okay=False), help="File with one feature name per line (default: the model's own)."),
+    click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (0: all; default: the saved best iteration)."),
+    click.option("--raw-score", is_flag=True, help="Compile a scorer that returns raw margins (no output transform)."),
+    click.option("--strategy", help="Code-generation strategy (backend-specific; default: auto)."),
+    click.option("--jobs", type=click.IntRange(min=1), help="Parallel C compiler jobs."),
+    click.option("--verify", "verify_data", multiple=True, metavar="DATA", type=click.Path(dir_okay=False), help="Also verify on these rows (svmlight/LETOR, CSV with header, .npy); repeatable."),
+    click.option("--no-verify", is_flag=True, help="Skip parity verification (the artifact then gets no " + PARITY_MARKER + ")."),
+    click.option("--atol", type=float, default=1e-6, show_default=True, help="Largest accepted |difference| of scores."),
+    click.option("--index-base", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True, help="svmlight feature index base of DATA files."),
+    click.option("--keep-failed", is_flag=True, help="On mismatch keep the artifact as OUT_DIR.rejected (never marked good)."),
+    click.option("--json", "json_mode", is_flag=True, help="Machine-readable report on stdout."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress output."),
+]
+
+COMPILE_HELP = f"""Compile MODEL into a native scorer, verify parity, write the artifact.
+
+MODEL is any supported model file (XGBoost JSON/UBJSON/dump, LightGBM text/JSON,
+scikit-learn pickle, RankLib, Elasticsearch LTR, ltrcompile IR), auto-detected.
+
+Verification is on by default: the compiled scorer is compared with the
+interpreter and with the source library's own predict (when installed) on edge
+rows generated from the model's thresholds plus any --verify DATA rows. Only a
+verified artifact gets {PARITY_MARKER}; on a mismatch nothing is written to OUT_DIR
+(an existing artifact there is left untouched) and the exit code is 1.
+
+\b
+Examples:
+  compile-model model.txt -o build/ranker
+  compile-model model.json --verify test.letor --json > report.json
+  compile-model model.txt --num-iteration 200 --jobs 4 --quiet
+
+{EXIT_CODES_HELP}
+"""
+
+
+def _apply(options: list[Callable[..., Any]], f: Callable[..., Any]) -> Callable[..., Any]:
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def _compile_callback(**kw: Any) -> int:
+    console = Console(quiet=kw["quiet"], json_mode=kw["json_mode"])
+    return run_compile(
+        kw["model"],
+        kw["out"],
+        name=kw["name"],
+        fmt=kw["fmt"],
+        feature_names=kw["feature_names"],
+        num_iteration=kw["num_iteration"],
+        raw_score=kw["raw_score"],
+        strategy=kw["strategy"],
+        jobs=kw["jobs"],
+        verify_data=tuple(kw["verify_data"]),
+        do_verify=not kw["no_verify"],
+        atol=kw["atol"],
+        index_base=kw["index_base"],
+        keep_failed=kw["keep_failed"],
+        console=console,
+    )
+
+
+def _make_compile_command(name: str) -> click.Command:
+    def callback(**kw: Any) -> int:
+        kw.pop("debug", None)
+        return _compile_callback(**kw)
+
+    return click.command(name=name, help=COMPILE_HELP, context_settings={"max_content_width": 100})(
+        _common(_apply(_compile_options, callback))
+    )
+
+
+compile_model_command = _make_compile_command("compile-model")
+
+MAIN_HELP = f"""ltrcompile: compile tree-ensemble / learning-to-rank models into exact native scorers.
+
+\b
+Examples:
+  ltrcompile inspect model.txt
+  ltrcompile compile model.txt -o build/ranker --verify test.letor
+  ltrcompile score build/ranker test.letor -o scores.tsv
+  ltrcompile verify model.txt build/ranker test.letor
+  ltrcompile export model.json --to o19s -o model.o19s.json
+  ltrcompile serve --store ./ltr-store --port 8080
+
+{EXIT_CODES_HELP}
+"""
+
+
+@click.group(help=MAIN_HELP, context_settings={"max_content_width": 100})
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.version_option(package_name="ltrcompile", prog_name="ltrcompile")
+def cli(debug: bool) -> None:
+    pass
+
+
+cli.add_command(_make_compile_command("compile"))
+
+
+@cli.command(
+    "inspect",
+    help=f"""Describe MODEL: format, version, trees, depth and leaf histograms, features
+used, objective, transform and anything unusual.
+
+\b
+Examples:
+  ltrcompile inspect model.txt
+  ltrcompile inspect model.json --json | jq .top_features
+
+{EXIT_CODES_HELP}
+""",
+)
+@click.argument("model", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--format", "fmt", default="auto", show_default=True, help="Model format.")
+@click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (0: all).")
+@click.option("--json", "json_mode", is_flag=True, help="Machine-readable output.")
+@_common
+def inspect_command(model: str, fmt: str, num_iteration: int | None, json_mode: bool, debug: bool) -> int:
+    console = Console(quiet=True, json_mode=json_mode)
+    ens, notes = load_for_cli(model, fmt=fmt, num_iteration=num_iteration)
+    d = inspect_model(ens, notes)
+    d["path"] = os.path.abspath(model)
+    if json_mode:
+        console.emit_json({"ok": True, "exit_code": 0, **d})
+    else:
+        console.out(_format_inspect(model, d))
+    return EXIT_OK
+
+
+@cli.command(
+    "score",
+    help=f"""Score the rows of DATA with a model file (interpreter) or a compiled artifact.
+
+TARGET is a model file or an artifact directory written by compile-model. DATA
+is svmlight/LETOR (qid: kept; or a FILE.query group file), CSV with a header
+(columns bound by name when the model has names) or .npy. Output: one line per
+row with its line number, qid, label, score and -- for queries -- the rank of
+the row within its query (1 = best); JSON output also lists the re-ranked order
+of every query.
+
+\b
+Examples:
+  ltrcompile score build/ranker test.letor
+  ltrcompile score model.txt test.letor -o scores.json
+  ltrcompile score build/ranker rows.csv --raw-score -o scores.csv
+
+{EXIT_CODES_HELP}
+""",
+)
+@click.argument("target", metavar="MODEL_OR_ARTIFACT", type=click.Path(path_type=str))
+@click.argument("data", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", help="Output file (.tsv, .csv or .json by extension; default: stdout).")
+@click.option("--output-format", type=click.Choice(["tsv", "csv", "json"]), help="Force the output format.")
+@click.option("--raw-score", is_flag=True, help="Raw margins instead of transformed outputs.")
+@click.option("--format", "fmt", default="auto", show_default=True, help="Model format (model files only).")
+@click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (model files only; 0: all).")
+@click.option("--index-base", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True, help="svmlight feature index base.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@_common
+def score_command(
+    target: str, data: str, output: str | None, output_format: str | None, raw_score: bool,
+    fmt: str, num_iteration: int | None, index_base: str, quiet: bool, debug: bool,
+) -> int:
+    console = Console(quiet=quiet)
+    if not os.path.exists(target):
+        raise CliError(f"file {target}: no such file or artifact directory")
+    ens, scorer, kind = _load_scorer(target, fmt, num_iteration, console)
+    ds = _read_data(data, ens, index_base)
+    if output and output != "-":
+        parent = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+            raise CliError(f"output {output}: directory {parent} does not exist or is not writable")
+    t = time.perf_counter()
+    scores = np.asarray(scorer.predict(ds.X, raw_score=raw_score))
+    dt = time.perf_counter() - t
+    dest, n = _write_scores(ds, scores, output, output_format)
+    console.step(f"scored {n} rows of {data} with the {kind} scorer in {dt * 1e3:.1f} ms -> {dest}")
+    return EXIT_OK
+
+
+@cli.command(
+    "verify",
+    help=f"""Check that ARTIFACT (a compiled scorer) scores like MODEL.
+
+Compares the artifact with the interpreter and the source library (when
+installed) on edge rows plus the rows of DATA. Exits 1 on a mismatch, listing
+the first differing rows and where their paths through the trees part.
+
+\b
+Examples:
+  ltrcompile verify model.txt build/ranker
+  ltrcompile verify model.txt build/ranker test.letor --json
+
+{EXIT_CODES_HELP}
+""",
+)
+@click.argument("model", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("artifact", type=click.Path(path_type=str))
+@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=str))
+@click.option("--format", "fmt", default="auto", show_default=True, help="Model format.")
+@click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (0: all; default: as the artifact was built).")
+@click.option("--atol", type=float, default=1e-6, show_default=True, help="Largest accepted |difference| of scores.")
+@click.option("--index-base", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True, help="svmlight feature index base.")
+@click.option("--no-native", is_flag=True, help="Skip the comparison with the source library.")
+@click.option("--json", "json_mode", is_flag=True, help="Machine-readable report on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@_common
+def verify_command(
+    model: str, artifact: str, data: str | None, fmt: str, num_iteration: int | None, atol: float,
+    index_base: str, no_native: bool, json_mode: bool, quiet: bool, debug: bool,
+) -> int:
+    from .verify import verify
+
+    console = Console(quiet=quiet, json_mode=json_mode)
+    if atol < 0:
+        raise CliError(f"--atol must be >= 0, got {atol}")
+    if not os.path.isdir(artifact):
+        raise CliError(f"artifact {artifact}: not a directory (expected an artifact written by compile-model)")
+    art_ens, scorer = load_artifact(artifact)
+    if num_iteration is None:
+        num_iteration = _artifact_iterations(art_ens)
+    with console.phase(f"reading {model}"):
+        ens, notes = load_for_cli(model, fmt=fmt, num_iteration=num_iteration)
+    for n in notes:
+        console.note(n)
+    if ens.digest() != art_ens.digest():
+        notes.append(
+            "the artifact was compiled from a different IR than this model reads as "
+            f"(digest {art_ens.digest()[:12]} vs {ens.digest()[:12]})"
+        )
+        console.note(notes[-1])
+    if ens.n_features != art_ens.n_features:
+        raise ParityMismatch(
+            f"artifact {artifact} expects {art_ens.n_features} features but {model} has {ens.n_features}"
+        )
+    ds = _read_data(data, ens, index_base) if data else None
+    with console.phase("verifying parity"):
+        report = verify(ens, scorer, data=ds, source=model, atol=atol, native=not no_native)
+    result = {
+        "ok": report.ok,
+        "exit_code": EXIT_OK if report.ok else EXIT_MISMATCH,
+        "model": {"path": os.path.abspath(model), **model_facts(ens)},
+        "artifact": os.path.abspath(artifact),
+        "notes": notes,
+        "parity": report.to_dict(),
+    }
+    if json_mode:
+        console.emit_json(result)
+    console.out(report.format())
+    if not report.ok:
+        if json_mode:
+            # the JSON report is already on stdout; only the one-line error remains
+            raise _Quiet(EXIT_MISMATCH, f"parity mismatch: {_parity_line(report)}")
+        raise ParityMismatch(f"parity mismatch: {_parity_line(report)}")
+    return EXIT_OK
+
+
+class _Quiet(CliError):
+    """An error whose JSON result was already printed."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message, code)
+
+
+def _artifact_iterations(ens: Any) -> int | None:
+    """The ``--num-iteration`` that reproduces the artifact's IR from its model file."""
+    prov = ens.provenance
+    if prov.get("library") == "lightgbm" and prov.get("num_iteration") is not None:
+        total = prov.get("total_iterations")
+        if total is not None and int(prov["num_iteration"]) >= int(total):
+            return 0
+        return int(prov["num_iteration"])
+    it = str(prov.get("iterations", ""))
+    if it == "all":
+        return 0
+    if it.startswith("[0, "):
+        return int(it[4:-1])
+    return None
+
+
+@cli.command(
+    "export",
+    help=f"""Convert MODEL into another engine's format.
+
+\b
+--to es      Elasticsearch native learning-to-rank
+--to o19s    o19s / OpenSearch LTR plugin model definition
+--to ranklib RankLib text model
+
+\b
+Examples:
+  ltrcompile export model.json --to o19s -o model.o19s.json
+  ltrcompile export model.txt --to ranklib > model.ranklib.txt
+
+{EXIT_CODES_HELP}
+""",
+)
+@click.argument("model", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--to", "target", required=True, type=click.Choice(["es", "o19s", "ranklib"]), help="Target format.")
+@click.option("-o", "--output", help="Output file (default: stdout).")
+@click.option("--format", "fmt", default="auto", show_default=True, help="Model format.")
+@click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (0: all).")
+@_common
+def export_command(model: str, target: str, output: str | None, fmt: str, num_iteration: int | None, debug: bool) -> int:
+    try:
+        from .exporters import export_model
+    except ImportError as exc:
+        if exc.name and exc.name.startswith("ltrcompile.exporters"):
+            raise CliError("the exporters (ltrcompile.exporters) are not part of this installation", EXIT_ENVIRONMENT) from None
+        raise
+    ens, notes = load_for_cli(model, fmt=fmt, num_iteration=num_iteration)
+    for n in notes:
+        click.echo(f"note: {n}", err=True)
+    try:
+        doc = export_model(ens, to=target)
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, LtrCompileError):
+            raise
+        raise CliError(f"file {model}: cannot export to {target}: {exc}") from exc
+    if isinstance(doc, bytes):
+        text = doc.decode("utf-8")
+    elif isinstance(doc, str):
+        text = doc
+    else:
+        text = json.dumps(doc, indent=2)
+    if not text.endswith("\n"):
+        text += "\n"
+    if output is None or output == "-":
+        click.echo(text, nl=False)
+    else:
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise CliError(f"output {output}: cannot write: {exc.strerror or exc}") from None
+        click.echo(f"wrote {output} ({target})", err=True)
+    return EXIT_OK
+
+
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+@cli.command("serve", context_settings=_PASS_THROUGH, add_help_option=False,
+             help="Run the rescoring service (arguments go to it; see ltrcompile serve --help).")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def serve_command(args: tuple[str, ...]) -> int:
+    try:
+        from .service.cli import serve_main
+    except ImportError as exc:
+        raise CliError(
+            f"the rescoring service is not available ({one_line(exc)}); install it with "
+            "pip install 'ltrcompile[service]'",
+            EXIT_ENVIRONMENT,
+        ) from None
+    return int(serve_main(list(args)) or 0)
+
+
+@cli.command("bench", context_settings=_PASS_THROUGH, add_help_option=False,
+             help="Run the benchmark suite (python -m benchmarks; arguments go to it).")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench_command(args: tuple[str, ...]) -> int:
+    import importlib
+    import runpy
+
+    try:
+        mod = importlib.import_module("benchmarks")
+    except ImportError:
+        raise CliError(
+            "the benchmarks package is not importable: run from a source checkout of ltrcompile "
+            "(python -m benchmarks)",
+            EXIT_ENVIRONMENT,
+        ) from None
+    main_fn = getattr(mod, "main", None)
+    if callable(main_fn):
+        return int(main_fn(list(args)) or 0)
+    try:
+        importlib.util.find_spec("benchmarks.__main__")
+    except ImportError:
+        pass
+    if importlib.util.find_spec("benchmarks.__main__") is None:
+        raise CliError("the benchmarks package has no entry point (benchmarks/__main__.py)", EXIT_ENVIRONMENT)
+    saved = sys.argv
+    sys.argv = ["python -m benchmarks", *args]
+    try:
+        runpy.run_module("benchmarks", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = saved
+    return EXIT_OK
+
+
+# ============================================================================ entry points
+def main(argv: list[str] | None = None) -> int:
+    """``ltrcompile`` console script."""
+    return _run(cli, argv, "ltrcompile")
+
+
+def compile_model_main(argv: list[str] | None = None) -> int:
+    """``compile-model`` console script."""
+    return _run(compile_model_command, argv, "compile-model")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
