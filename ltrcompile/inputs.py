@@ -134,10 +134,20 @@ def model_matrix(ens: Ensemble, X: Any) -> np.ndarray:
         with np.errstate(over="ignore"):  # values beyond float32 range become +-inf, as in C
             M = np.asarray(M, np.float32)
     out = np.array(M, dtype=np.float64, order="C", copy=True)
-    if ens.input_zero_band > 0 and not _is_sparse(X):
-        # LightGBM drops tiny values from dense rows only; stored sparse entries are used as is
+    if ens.input_zero_band > 0 and not _sparse_rows_as_stored(X):
         out[np.abs(out) <= ens.input_zero_band] = 0.0
     return out
+
+
+def _sparse_rows_as_stored(X: Any) -> bool:
+    """LightGBM (4.x Python package) drops ``|x| <= 1e-35`` from dense rows and from csc_matrix
+    columns, but compares the stored entries of csr_matrix (and every other scipy sparse type,
+    which it converts to CSR) as they are."""
+    if not _is_sparse(X):
+        return False
+    import scipy.sparse
+
+    return not isinstance(X, scipy.sparse.csc_matrix)
 
 
 def apply_normalizers(ens: Ensemble, M: np.ndarray) -> None:
