@@ -166,7 +166,7 @@ def _read_feature_names(path: str) -> list[str]:
     return lines
 
 
-def _call_loader(model: str, fmt: str, **options: Any) -> Any:
+def _call_loader(model: str, fmt: str, names_file: str | None, **options: Any) -> Any:
     """``load_model`` with option errors (plain TypeError/ValueError) turned into one-line errors."""
     from . import load_model
 
@@ -175,10 +175,17 @@ def _call_loader(model: str, fmt: str, **options: Any) -> Any:
     except LtrCompileError:
         raise
     except TypeError as exc:
-        if options and "option" in str(exc) or "argument" in str(exc):
-            raise CliError(f"file {model}: {exc}") from exc
+        msg = str(exc)
+        if "feature_names" in options and "feature_names" in msg:
+            raise  # the format takes no feature_names option: the caller sets them itself
+        if {"num_iteration", "best_iteration"} & set(options) and "iteration" in msg:
+            raise CliError(f"file {model}: --num-iteration is not supported for the {fmt} format") from exc
+        if "option" in msg or "argument" in msg:
+            raise CliError(f"file {model}: {msg}") from exc
         raise
     except ValueError as exc:
+        if names_file is not None and "feature" in str(exc) and "name" in str(exc):
+            raise CliError(f"file {names_file}: {exc}") from exc
         raise CliError(f"file {model}: {exc}") from exc
 
 
@@ -188,7 +195,6 @@ def load_for_cli(
     fmt: str = "auto",
     feature_names_file: str | None = None,
     num_iteration: int | None = None,
-    console: Console | None = None,
 ) -> tuple[Any, list[str]]:
     """Load ``model`` as the CLI does; returns ``(ensemble, notes)``.
 
@@ -204,10 +210,9 @@ def load_for_cli(
         raise CliError(f"file {model}: is a directory, not a model file")
     if fmt == "auto":
         fmt = detect_format(model)
-    options: dict[str, Any] = {}
     names = _read_feature_names(feature_names_file) if feature_names_file else None
-    if names is not None:
-        options["feature_names"] = names
+    base: dict[str, Any] = {} if names is None else {"feature_names": names}
+    options = dict(base)
     if num_iteration is not None:
         if num_iteration < 0:
             raise CliError(f"--num-iteration must be >= 0 (0 keeps every iteration), got {num_iteration}")
@@ -215,28 +220,24 @@ def load_for_cli(
             options["best_iteration"] = False
         else:
             options["num_iteration"] = num_iteration
+    set_names_after = False
     try:
-        ens = _call_loader(model, fmt, **options)
-    except TypeError as exc:
-        if "feature_names" in options and "feature_names" in str(exc):
-            options.pop("feature_names")
-            ens = _call_loader(model, fmt, **options)
-            _set_names(ens, names, feature_names_file)
-        elif {"num_iteration", "best_iteration"} & set(options):
-            raise CliError(f"file {model}: --num-iteration is not supported for the {fmt} format") from exc
-        else:
+        ens = _call_loader(model, fmt, feature_names_file, **options)
+    except TypeError:
+        if names is None:
             raise
-    except CliError as exc:
-        if names is not None and "feature" in str(exc) and "name" in str(exc):
-            raise CliError(f"file {feature_names_file}: {exc}") from exc
-        raise
+        # this format takes no feature_names option: load, then name the features ourselves
+        options.pop("feature_names")
+        base = {}
+        ens = _call_loader(model, fmt, feature_names_file, **options)
+        set_names_after = True
     prov = ens.provenance
     best = prov.get("best_iteration")
     if num_iteration is None and best is not None and fmt.startswith("xgboost"):
         if prov.get("iterations") == "all":
             full = ens.n_trees
             try:
-                ens2 = _call_loader(model, fmt, best_iteration=True, **({"feature_names": names} if names else {}))
+                ens2 = _call_loader(model, fmt, feature_names_file, best_iteration=True, **base)
             except (CliError, TypeError):
                 ens2 = None
             if ens2 is not None and ens2.n_trees < full:
@@ -247,6 +248,8 @@ def load_for_cli(
                 ens = ens2
     elif num_iteration is None and best is not None:
         notes.append(f"the model records best_iteration {best}")
+    if set_names_after:
+        _set_names(ens, names, feature_names_file)
     for n in prov.get("notes") or []:
         notes.append(str(n))
     return ens, notes
@@ -466,7 +469,7 @@ def run_compile(
         raise CliError(f"--atol must be >= 0, got {atol}")
     with console.phase(f"reading {model}"):
         ens, notes = load_for_cli(
-            model, fmt=fmt, feature_names_file=feature_names, num_iteration=num_iteration, console=console
+            model, fmt=fmt, feature_names_file=feature_names, num_iteration=num_iteration
         )
     for n in notes:
         console.note(n)
@@ -686,7 +689,7 @@ def _load_scorer(target: str, fmt: str, num_iteration: int | None, console: Cons
     if os.path.isdir(target):
         ens, scorer = load_artifact(target)
         return ens, scorer, "compiled"
-    ens, notes = load_for_cli(target, fmt=fmt, num_iteration=num_iteration, console=console)
+    ens, notes = load_for_cli(target, fmt=fmt, num_iteration=num_iteration)
     for n in notes:
         console.note(n)
     return ens, ens, "interpreter"
@@ -967,11 +970,14 @@ Examples:
 @click.argument("model", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--format", "fmt", default="auto", show_default=True, help="Model format.")
 @click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (0: all).")
+@click.option("--feature-names", type=click.Path(dir_okay=False), help="File with one feature name per line.")
 @click.option("--json", "json_mode", is_flag=True, help="Machine-readable output.")
 @_common
-def inspect_command(model: str, fmt: str, num_iteration: int | None, json_mode: bool, debug: bool) -> int:
+def inspect_command(
+    model: str, fmt: str, num_iteration: int | None, feature_names: str | None, json_mode: bool, debug: bool
+) -> int:
     console = Console(quiet=True, json_mode=json_mode)
-    ens, notes = load_for_cli(model, fmt=fmt, num_iteration=num_iteration)
+    ens, notes = load_for_cli(model, fmt=fmt, num_iteration=num_iteration, feature_names_file=feature_names)
     d = inspect_model(ens, notes)
     d["path"] = os.path.abspath(model)
     if json_mode:

@@ -447,3 +447,18 @@ def test_recompile_replaces_previous_artifact(models, tmp_path):
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".r.")]
     assert leftovers == []
     shutil.rmtree(art)
+
+
+def test_feature_names_file(models, tmp_path):
+    names = tmp_path / "names.txt"
+    names.write_text("".join(f"feat{i}\n" for i in range(1, 301)))
+    d = json.loads(run("inspect", models / "rank.txt", "--feature-names", names, "--json").stdout)
+    native = lgb.Booster(model_file=str(models / "rank.txt"))
+    best = int(np.argmax(native.feature_importance("split")))
+    assert d["top_features"][0]["name"] == f"feat{best + 1}"
+    short = tmp_path / "short.txt"
+    short.write_text("a\nb\n")
+    assert_one_line_error(run("inspect", models / "rank.txt", "--feature-names", short), 2, str(short), "2 names")
+    dup = tmp_path / "dup.txt"
+    dup.write_text("a\na\n")
+    assert_one_line_error(run("inspect", models / "rank.txt", "--feature-names", dup), 2, str(dup), "duplicate")
