@@ -119,7 +119,7 @@ def upload(
     )
     assert r.status_code == 202, r.text
     job = wait_job(client, r.json()["id"])
-    assert job["state"] == "ready", job
+    assert job["state"] == "ready", job["error"]
     return job
 
 

@@ -43,6 +43,8 @@ _BINARY_MAGIC = (
     (b"\x1f\x8b", "a gzip archive"),
 )
 _EXT_RE = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
+#: Edge-case rows checked per upload (thresholds +-1 ulp, NaN, +-0, huge values...).
+VERIFY_EDGE_ROWS = 4000
 
 
 def refuse_executable(body: bytes, fmt: str) -> None:
@@ -97,25 +99,43 @@ def load_scorer(out_dir: Path) -> Any:
     return ltrcompile.load_compiled(str(out_dir))
 
 
-def verify_scorer(ens: Any, scorer: Any, fs_rows: np.ndarray | None = None) -> dict[str, Any]:
-    """Compiled vs interpreter on the model's edge rows (and sample rows): bit-identical or raise."""
-    from ..edgecases import edge_rows
+def verify_scorer(ens: Any, scorer: Any, source: str | None = None) -> dict[str, Any]:
+    """Parity of the compiled scorer (:func:`ltrcompile.verify.verify`) or raise.
 
-    rows = edge_rows(ens, max_rows=4000)
-    if fs_rows is not None and len(fs_rows):
-        rows = np.vstack([rows, fs_rows])
-    want = np.asarray(ens.predict(rows), np.float64)
-    got = np.asarray(scorer.predict(rows), np.float64)
-    same = (want == got) | (np.isnan(want) & np.isnan(got))
-    if want.shape != got.shape or not same.all():
-        bad = np.flatnonzero(~same.ravel()) if want.shape == got.shape else np.arange(1)
-        i = int(bad[0])
-        raise LtrCompileError(
-            f"parity check failed: the compiled scorer differs from the interpreter on "
-            f"{bad.size} of {want.size} edge rows (first: row {i}, interpreter "
-            f"{want.ravel()[i]!r}, compiled {got.ravel()[i]!r})"
-        )
-    return {"rows": int(rows.shape[0]), "bit_identical": True}
+    Compared on the model's edge rows: compiled vs the reference interpreter, and vs the source
+    library's own predictions when it is installed and can read the uploaded file.
+    """
+    from ..verify import verify
+
+    native_error = None
+    try:
+        rep = verify(ens, scorer, source=source, edge=VERIFY_EDGE_ROWS)
+    except Exception as exc:  # the source library failed to *run*; still check compiled vs IR
+        if source is None:
+            raise
+        native_error = f"native comparison failed to run: {type(exc).__name__}: {exc}"[:500]
+        log.warning("%s", native_error)
+        rep = verify(ens, scorer, source=None, edge=VERIFY_EDGE_ROWS)
+    values = [c for c in rep.checks if c.what != "leaf"]
+    summary = {
+        "ok": rep.ok,
+        "rows": rep.rows_checked,
+        "bit_identical": bool(values) and all(c.bit_identical for c in values),
+        "checks": [
+            {
+                "check": c.title,
+                "ok": c.ok,
+                "bit_identical": c.bit_identical,
+                "max_abs_diff": c.to_dict()["max_abs_diff"],
+            }
+            for c in rep.checks
+        ],
+        "skipped": list(rep.skipped) + ([native_error] if native_error else []),
+        "seconds": round(rep.seconds, 3),
+    }
+    if not rep.ok:
+        raise LtrCompileError("parity check failed; the version was not stored:\n" + rep.format())
+    return summary
 
 
 # ---------------------------------------------------------------------- loaded versions
@@ -207,7 +227,7 @@ class Registry:
                 log.warning("recompiling %s version %s: %s", name, version, exc)
                 rebuild = self.store.tmp / f"rebuild-{uuid.uuid4().hex}"
                 scorer = compile_scorer(ens, rebuild)
-                verify_scorer(ens, scorer)
+                verify_scorer(ens, scorer, str(vdir / meta["source_file"]))
             fs = FeatureSet.from_dict(meta["featureset"])
             cols = None if meta.get("columns") is None else np.asarray(meta["columns"], np.intp)
             lv = LoadedVersion(name, version, meta, Rescorer(scorer, fs, columns=cols))
@@ -375,7 +395,7 @@ class Registry:
             self.metrics.compile_seconds.labels(job.model).observe(job.compile_seconds)
         crash_point("after-compile")
         job.state = "verifying"
-        parity = verify_scorer(ens, scorer)
+        parity = verify_scorer(ens, scorer, str(src))
         ens.save(str(staging / "ir.json"))
         meta = {
             "model": job.model,
