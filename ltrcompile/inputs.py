@@ -136,6 +136,8 @@ def model_matrix(ens: Ensemble, X: Any) -> np.ndarray:
     out = np.array(M, dtype=np.float64, order="C", copy=True)
     if ens.input_zero_band > 0 and not _sparse_rows_as_stored(X):
         out[np.abs(out) <= ens.input_zero_band] = 0.0
+    if ens.infinite_as_missing:  # Elasticsearch: Numbers.isValidDouble(x) == false -> missing
+        out[np.isinf(out)] = np.nan
     return out
 
 
@@ -151,11 +153,20 @@ def _sparse_rows_as_stored(X: Any) -> bool:
 
 
 def apply_normalizers(ens: Ensemble, M: np.ndarray) -> None:
-    """In place: per-feature ``standard`` ((x-mean)/std) or ``min_max`` ((x-min)/(max-min))."""
+    """In place, in float32 like the ES LTR plugin's ``FeatureNormalizingRanker``: the feature value
+    as a float, then ``standard`` ``(x - mean) / std`` or ``min_max`` ``(x - min) / (max - min)``, all
+    float operations. An optional ``missing_value`` replaces NaN first (the plugin's dense rankers read
+    an unmatched feature as 0 and normalize that)."""
+    f32 = np.float32
     for spec in ens.normalizers or []:
         f = spec["feature"]
-        if spec["type"] == "standard":
-            M[:, f] = (M[:, f] - float(spec["mean"])) / float(spec["std"])
-        else:
-            lo, hi = float(spec["min"]), float(spec["max"])
-            M[:, f] = (M[:, f] - lo) / (hi - lo)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            col = M[:, f].astype(f32)
+            if spec.get("missing_value") is not None:
+                col = np.where(np.isnan(col), f32(spec["missing_value"]), col)
+            if spec["type"] == "standard":
+                col = (col - f32(spec["mean"])) / f32(spec["std"])
+            else:
+                lo, hi = f32(spec["min"]), f32(spec["max"])
+                col = (col - lo) / (hi - lo)
+        M[:, f] = col

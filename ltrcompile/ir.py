@@ -59,7 +59,7 @@ class Missing(IntEnum):
 
 
 INPUT_CASTS = ("float32", "float64")
-ACCUMULATE_MODES = ("float32", "float32_fused", "float64")
+ACCUMULATE_MODES = ("float32", "float32_fused", "float64", "float64_kahan")
 SPARSE_ABSENT = ("missing", "zero")
 #: How a categorical node turns a value into a category code and which codes are invalid.
 #: "xgboost": invalid iff v < 0 or v >= 2**24; code = trunc(v).
@@ -227,6 +227,8 @@ class Ensemble:
     input_cast: str = "float64"
     int_input_cast: str = "float64"
     input_zero_band: float = 0.0
+    # Elasticsearch native models: +-inf inputs are missing (NaN) like NaN itself
+    infinite_as_missing: bool = False
     sparse_absent: str = "zero"
     categorical_rule: str = "lightgbm"
     accumulate: str = "float64"
@@ -498,6 +500,8 @@ class Ensemble:
             raise IRValidationError("average_denominator must be > 0", field="average_denominator")
         if not (self.input_zero_band >= 0 and math.isfinite(self.input_zero_band)):
             raise IRValidationError("input_zero_band must be >= 0", field="input_zero_band")
+        if not isinstance(self.infinite_as_missing, bool):
+            raise IRValidationError("infinite_as_missing must be a bool", field="infinite_as_missing")
         if not np.all(np.isfinite(self.tree_weight)):
             raise IRValidationError("tree weights must be finite", field="tree_weight")
         if t_count:
@@ -690,6 +694,8 @@ class Ensemble:
                 "weight": _enc(self.linear_weight),
             },
         }
+        if self.infinite_as_missing:  # written only when set, so other models' digests are unchanged
+            d["model"]["infinite_as_missing"] = True
         if self.has_linear_leaves:
             d["leaf_linear"] = {
                 "begin": _enc(self.leaf_linear_begin),
@@ -753,6 +759,7 @@ class Ensemble:
                 input_cast=m["input_cast"],
                 int_input_cast=m.get("int_input_cast", "float64"),
                 input_zero_band=_decf(m.get("input_zero_band", 0.0)),
+                infinite_as_missing=bool(m.get("infinite_as_missing", False)),
                 sparse_absent=m["sparse_absent"],
                 categorical_rule=m["categorical_rule"],
                 accumulate=m["accumulate"],

@@ -121,6 +121,19 @@ def _xgb_hinge(r: np.ndarray, p: dict[str, Any]) -> np.ndarray:
     return (r.astype(F32) > 0).astype(np.float64)
 
 
+def _to_float32(r: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+    # Java (float) of a double result (o19s LTR plugin's RanklibRanker.score)
+    with np.errstate(over="ignore"):
+        return r.astype(F32).astype(np.float64)
+
+
+def _sigmoid_to_float32(r: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+    # o19s LTR plugin SigmoidNormalizer: (float) (1 / (1 + Math.exp(-x))) with x the float margin
+    with np.errstate(over="ignore"):
+        x = r.astype(F32).astype(np.float64)
+        return (1.0 / (1.0 + mathlib.exp(-x))).astype(F32).astype(np.float64)
+
+
 TRANSFORMS: dict[str, Transform] = {
     t.name: t
     for t in (
@@ -153,6 +166,12 @@ TRANSFORMS: dict[str, Transform] = {
             min_outputs=2,
         ),
         Transform("xgb_hinge", "XGBoost binary:hinge: 1 if margin > 0 else 0", _xgb_hinge),
+        Transform("to_float32", "round to float32 (Java (float) of a double; o19s model/ranklib)", _to_float32),
+        Transform(
+            "sigmoid_to_float32",
+            "(float)(1/(1+exp(-x))) in double of the float32 margin (o19s LTR plugin xgboost sigmoid)",
+            _sigmoid_to_float32,
+        ),
     )
 }
 

@@ -195,6 +195,21 @@ def _accumulate(ens: Ensemble, M: np.ndarray, vals: np.ndarray) -> np.ndarray:
                     c = (c * wt.astype(np.float32)).astype(np.float32)
                 seq = np.concatenate([np.full((n, 1), np.float32(start)), c], axis=1)
                 out[:, k] = np.cumsum(seq, axis=1, dtype=np.float32)[:, -1]
+            elif mode == "float64_kahan":
+                # Java DoubleStream.sum() of [start, leaf*w, ...] (Elasticsearch weighted_sum):
+                # Kahan-compensated, final s - c; a NaN result of an infinite simple sum -> simple sum
+                c = contrib if np.all(wt == 1.0) else contrib * wt
+                s_, comp = np.zeros(n), np.zeros(n)
+                simple = np.zeros(n)
+                with np.errstate(invalid="ignore", over="ignore"):
+                    for v in [np.full(n, float(start))] + [c[:, j] for j in range(t_idx.size)]:
+                        y = v - comp
+                        t = s_ + y
+                        comp = (t - s_) - y
+                        s_ = t
+                        simple = simple + v
+                    r = s_ - comp
+                out[:, k] = np.where(np.isnan(r) & np.isinf(simple), simple, r)
             else:  # float32_fused: acc = (float)((double)acc + (double)leaf * (double)w)
                 acc = np.full(n, np.float32(start), np.float32)
                 for j in range(t_idx.size):
@@ -211,7 +226,7 @@ def _accumulate(ens: Ensemble, M: np.ndarray, vals: np.ndarray) -> np.ndarray:
 
 def _add_linear(ens: Ensemble, M: np.ndarray, raw: np.ndarray) -> np.ndarray:
     raw = raw.copy()
-    f32 = ens.accumulate != "float64"
+    f32 = ens.accumulate in ("float32", "float32_fused")
     for o, f, wgt in zip(ens.linear_output, ens.linear_feature, ens.linear_weight, strict=True):
         x = M[:, f]
         if f32:
