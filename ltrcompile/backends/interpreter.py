@@ -118,6 +118,8 @@ def _leaf_nodes(ens: Ensemble, M: np.ndarray) -> np.ndarray:
     flat_M = np.ascontiguousarray(M).reshape(-1)
     row_base = np.repeat(np.arange(n, dtype=np.int64) * M.shape[1], T)
     node = np.tile(P.roots, n)
+    if node.size == 0:  # no rows or no trees (else the loop below never ends)
+        return node.reshape(n, T)
     still = P.left[node] >= 0
     active: np.ndarray | None = None if still.all() else np.flatnonzero(still)
     while active is None or active.size:
