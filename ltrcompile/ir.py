@@ -64,7 +64,9 @@ SPARSE_ABSENT = ("missing", "zero")
 #: How a categorical node turns a value into a category code and which codes are invalid.
 #: "xgboost": invalid iff v < 0 or v >= 2**24; code = trunc(v).
 #: "lightgbm": code = trunc(v) as C int; invalid iff that is negative (v <= -1, v >= 2**31, inf).
-CATEGORICAL_RULES = ("xgboost", "lightgbm")
+#: "sklearn": only exact integers are codes: invalid iff v < 0, v >= 2**31 or v != trunc(v)
+#: (HistGradientBoosting >= 1.4 matches raw categories exactly; anything else is unknown).
+CATEGORICAL_RULES = ("xgboost", "lightgbm", "sklearn")
 
 NODE_FIELDS = (
     "feature",

@@ -65,6 +65,12 @@ def _sigmoid_binary_proba(r: np.ndarray, p: dict[str, Any]) -> np.ndarray:
     return np.stack([1.0 - p1, p1], axis=1)
 
 
+def _sigmoid2_binary_proba(r: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+    # scikit-learn GradientBoostingClassifier(loss="exponential"): proba[:, 1] = expit(2 * x)
+    p1 = 1.0 / (1.0 + mathlib.exp(-(2.0 * r[:, 0])))
+    return np.stack([1.0 - p1, p1], axis=1)
+
+
 def _softmax(r: np.ndarray, p: dict[str, Any]) -> np.ndarray:
     # LightGBM Common::Softmax / scikit-learn: max, exp(x - max), sequential sum, divide (double)
     m = r.max(axis=1, keepdims=True)
@@ -148,6 +154,13 @@ TRANSFORMS: dict[str, Transform] = {
             "sigmoid_binary_proba",
             "scikit-learn binary classifier: [1-expit(x), expit(x)]",
             _sigmoid_binary_proba,
+            out_dim=lambda k: 2,
+            max_outputs=1,
+        ),
+        Transform(
+            "sigmoid2_binary_proba",
+            "scikit-learn GB exponential loss: [1-expit(2x), expit(2x)]",
+            _sigmoid2_binary_proba,
             out_dim=lambda k: 2,
             max_outputs=1,
         ),

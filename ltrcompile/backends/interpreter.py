@@ -94,6 +94,8 @@ def _go_left(ens: Ensemble, P: _Prepared, node: np.ndarray, v: np.ndarray) -> np
             with np.errstate(invalid="ignore"):
                 if ens.categorical_rule == "xgboost":
                     valid = (cv >= 0) & (cv < 16777216.0)
+                elif ens.categorical_rule == "sklearn":  # exact integers only
+                    valid = (cv >= 0) & (cv < 2147483648.0) & (cv == np.trunc(cv))
                 else:  # lightgbm: C int truncation; negative after truncation is invalid
                     valid = (cv > -1.0) & (cv < 2147483648.0)
             code = np.zeros(cv.shape, np.int64)
