@@ -73,9 +73,11 @@ class _InterpreterScorer:
 
 
 def _have_backend() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("ltrcompile.backends.cython") is not None
+    try:
+        from ..backends.cython import compile, load_compiled  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def compile_scorer(ens: Any, out_dir: Path) -> Any:
