@@ -274,9 +274,14 @@ def _read_data(path: str, ens: Any, index_base: str) -> Any:
 
 
 def _have_backend() -> bool:
-    import importlib.util
+    """True when the Cython backend is installed and complete (exposes compile/load_compiled)."""
+    import importlib
 
-    return importlib.util.find_spec("ltrcompile.backends.cython") is not None
+    try:
+        mod = importlib.import_module("ltrcompile.backends.cython")
+    except ImportError:
+        return False
+    return callable(getattr(mod, "compile", None)) and callable(getattr(mod, "load_compiled", None))
 
 
 def find_c_compiler() -> str | None:
@@ -1222,9 +1227,16 @@ def bench_command(args: tuple[str, ...]) -> int:
     import importlib
     import runpy
 
+    # the benchmarks package lives in a source checkout, next to the ltrcompile package
+    for root in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        if (root / "benchmarks" / "__init__.py").exists() and str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+            break
     try:
         mod = importlib.import_module("benchmarks")
-    except ImportError:
+    except ImportError as exc:
+        if exc.name not in ("benchmarks", None):
+            raise CliError(f"the benchmarks need {exc.name} (pip install 'ltrcompile[bench]')", EXIT_ENVIRONMENT) from None
         raise CliError(
             "the benchmarks package is not importable: run from a source checkout of ltrcompile "
             "(python -m benchmarks)",
@@ -1233,10 +1245,6 @@ def bench_command(args: tuple[str, ...]) -> int:
     main_fn = getattr(mod, "main", None)
     if callable(main_fn):
         return int(main_fn(list(args)) or 0)
-    try:
-        importlib.util.find_spec("benchmarks.__main__")
-    except ImportError:
-        pass
     if importlib.util.find_spec("benchmarks.__main__") is None:
         raise CliError("the benchmarks package has no entry point (benchmarks/__main__.py)", EXIT_ENVIRONMENT)
     saved = sys.argv

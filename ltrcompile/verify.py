@@ -702,7 +702,11 @@ def verify(
             if fn is None:
                 report.skipped.append(f"{nat.name} ({what}): the library has no such prediction")
                 continue
-            vals, used = _stack(blocks, fn)
+            try:
+                vals, used = _stack(blocks, fn)
+            except Exception as exc:  # noqa: BLE001 - the library failed to run: say so, go on
+                report.skipped.append(f"{nat.name} ({what}): failed to run: {type(exc).__name__}: {exc}"[:300])
+                continue
             used = used.astype(bool)
             c, rows_bad = _value_check(cand, nat.name, what, cand_vals[what], vals, used, atol)
             if not c.ok and scorer is not None and c.note is None:
