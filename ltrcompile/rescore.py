@@ -194,13 +194,18 @@ def apply_normalizers_f32(fs: FeatureSet, X: np.ndarray) -> None:
 
 # ---------------------------------------------------------------------- binding
 def bind_columns(
-    model_names: Sequence[str] | None, n_model_features: int, fs: FeatureSet, mode: str = "auto"
+    model_names: Sequence[str] | None,
+    n_model_features: int,
+    fs: FeatureSet,
+    mode: str = "auto",
+    allow_fewer: bool = False,
 ) -> tuple[np.ndarray | None, str]:
     """Which feature-set column feeds each model feature: ``(columns or None=identity, how)``.
 
     ``name``: every model feature name must be in the set (columns gathered by name);
-    ``position``: the model's i-th feature is the set's i-th (counts must match, as the ES plugin
-    binds RankLib models); ``auto``: by name when all names are in the set, else by position.
+    ``position``: the model's i-th feature is the set's i-th, as the ES plugin binds RankLib
+    models (counts must match, unless ``allow_fewer``: a RankLib model only knows the largest
+    feature id it uses); ``auto``: by name when all names are in the set, else by position.
     """
     if mode not in ("auto", "name", "position"):
         raise RescoreInputError(f"binding must be auto, name or position; got {mode!r}")
@@ -219,6 +224,8 @@ def bind_columns(
         raise RescoreInputError(
             f"binding=name: model features not in feature set {fs.name!r}: {missing[:10]}"
         )
+    if allow_fewer and n_model_features < fs.size:
+        return np.arange(n_model_features, dtype=np.intp), "position"
     if n_model_features != fs.size:
         raise RescoreInputError(
             f"the model has {n_model_features} features but feature set {fs.name!r} has "

@@ -761,3 +761,41 @@ def test_featureset_normalizers_and_defaults_end_to_end(served, tmp_path):
     want_rows = [[*norm(a, b), p] for a, b, p in raw[:50]] + [[norm(1999.5, 0)[0], np.nan, 0.25]]
     theirs = booster.predict(np.array(want_rows))
     assert np.array_equal(np.array(r.json()["scores"]), theirs)
+
+
+def test_ranklib_lambdamart_scores_are_ranklibs(served):
+    """A real RankLib LambdaMART file (../shared) served with RankLib's own score file's numbers."""
+    from conftest import SHARED
+
+    d = SHARED / "data" / "ranklib"
+    if not (d / "lambdamart.model.txt").exists():
+        pytest.skip("shared/data/ranklib not present")
+    from ltrcompile.frontends import formats
+
+    if "ranklib" not in formats():
+        pytest.skip("RankLib frontend not available")
+    rows, qids = [], []
+    for line in (d / "test.letor").read_text().splitlines()[:120]:
+        parts = line.split()
+        qids.append(int(parts[1].split(":")[1]))
+        rows.append([float(p.split(":")[1]) for p in parts[2:]])
+    scores = [
+        float(x.split("\t")[2])
+        for x in (d / "lambdamart.scores.tsv").read_text().splitlines()[:120]
+    ]
+    c = served.client
+    fs = {"features": [{"name": f"f{i + 1}", "default": 0} for i in range(300)]}
+    assert c.put("/featuresets/ranklib300", json=fs, headers=auth()).status_code == 201
+    upload(c, "lambdamart", d / "lambdamart.model.txt", featureset="ranklib300")
+    assert c.get("/models/lambdamart/versions/1").json()["format"] == "ranklib"
+    r = c.post("/models/lambdamart/score", json={"features": rows})
+    assert r.status_code == 200, r.text
+    assert r.json()["scores"] == scores
+    # by name, zeros left out (missing -> the feature set's default 0, as the ES plugin does)
+    hits = [
+        {"id": i, "score": 1.0, "features": {f"f{j + 1}": v for j, v in enumerate(row) if v != 0}}
+        for i, row in enumerate(rows[:40])
+    ]
+    r = c.post("/models/lambdamart/rescore", json={"hits": hits, "window_size": 40})
+    got = {h["id"]: h["model_score"] for h in r.json()["hits"]}
+    assert all(bits(got[i]) == bits(f32(scores[i])) for i in range(40))

@@ -388,7 +388,9 @@ class Registry:
             raise RescoreInputError(
                 f"the model has {ens.n_outputs} outputs; rescoring needs one score per hit"
             )
-        cols, how = bind_columns(ens.feature_names, ens.n_features, fs, binding)
+        # RankLib files only know the largest feature id used: bind them to a prefix of the set
+        allow_fewer = fmt == "ranklib" or binding == "position"
+        cols, how = bind_columns(ens.feature_names, ens.n_features, fs, binding, allow_fewer)
         job.state = "compiling"
         t0 = time.perf_counter()
         scorer = compile_scorer(ens, staging / "compiled")
