@@ -123,7 +123,7 @@ def thresholds(est) -> dict[int, list[float]]:
     out: dict[int, list[float]] = {}
     for t in tree_list(est):
         internal = t.children_left != -1
-        for f, thr in zip(t.feature[internal], t.threshold[internal]):
+        for f, thr in zip(t.feature[internal], t.threshold[internal], strict=True):
             out.setdefault(int(f), []).append(float(thr))
     return out
 
