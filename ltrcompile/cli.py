@@ -270,7 +270,14 @@ def _read_data(path: str, ens: Any, index_base: str) -> Any:
     from .datafiles import read_data
 
     base: str | int = index_base if index_base == "auto" else int(index_base)
-    return read_data(path, ens, index_base=base)
+    ds = read_data(path, ens, index_base=base)
+    if ds.ignored_features:
+        click.echo(
+            f"note: {path}: ignored {ds.ignored_features} feature id(s) beyond the model's "
+            f"{ens.n_features} (RankLib reads only the features its model uses)",
+            err=True,
+        )
+    return ds
 
 
 def _have_backend() -> bool:
@@ -412,7 +419,7 @@ def model_facts(ens: Any) -> dict[str, Any]:
         "format": prov.get("format"),
         "library": prov.get("library"),
         "library_version": prov.get("version") or prov.get("lightgbm_version") or prov.get("model_version"),
-        "objective": prov.get("objective"),
+        "objective": prov.get("objective") or prov.get("ranker") or prov.get("model_type"),
         "transform": ens.transform,
         "trees": s["trees"],
         "leaves": s["leaves"],
@@ -619,7 +626,12 @@ def inspect_model(ens: Any, notes: list[str]) -> dict[str, Any]:
     if ens.linear_feature.size:
         unusual.append(f"{ens.linear_feature.size} linear term(s)")
     if ens.n_trees and not np.all(ens.tree_weight == 1.0):
-        unusual.append("per-tree weights (DART or similar)")
+        w = np.unique(ens.tree_weight)
+        unusual.append(
+            f"every tree is weighted by {w[0]:g} (a learning rate applied at scoring time)"
+            if w.size == 1
+            else f"per-tree weights from {w.min():g} to {w.max():g} (DART or similar)"
+        )
     if ens.n_bags > 1:
         unusual.append(f"{ens.n_bags} independently accumulated bags")
     if policies.get("zero_nan_default"):
@@ -663,7 +675,7 @@ def inspect_model(ens: Any, notes: list[str]) -> dict[str, Any]:
 def _format_inspect(model: str, d: dict[str, Any]) -> str:
     prov = d["provenance"]
     rows: list[tuple[str, str]] = [
-        ("format", f"{d['format']}" + (f" ({d['library']} {d['library_version']})" if d.get("library") else "")),
+        ("format", f"{d['format']}" + (f" ({d['library']} {d['library_version']})" if d.get("library_version") else "")),
         ("objective", f"{d['objective']}   transform {d['transform']}   outputs {d['n_outputs']}"),
         ("trees", f"{d['trees']}   nodes {d['nodes']}   leaves {d['leaves']}   max depth {d['max_depth']}"),
         ("features", f"{d['n_features']} ({d['features_used']} used)   names {'yes' if d['feature_names'] else 'no'}"),

@@ -59,6 +59,7 @@ class DataSet:
     ids: np.ndarray | None = None
     lines: np.ndarray | None = None
     binding: str = "position"
+    ignored_features: int = 0
 
     @property
     def n_rows(self) -> int:
@@ -120,12 +121,15 @@ def read_data(
     absent: str | None = None,
     fmt: str = "auto",
     index_base: str | int = "auto",
+    extra_features: str | None = None,
 ) -> DataSet:
     """Read a DATA file for ``model`` (or for ``n_features`` / ``feature_names`` without one).
 
     ``absent`` (``"missing"`` or ``"zero"``) overrides how absent svmlight entries read; the default
     is the model's ``sparse_absent`` (``"zero"`` without a model). ``index_base`` is ``"auto"``,
-    0 or 1 for svmlight indices.
+    0 or 1 for svmlight indices. ``extra_features``: what an svmlight index beyond the model's
+    features does -- ``"error"`` (the default) or ``"ignore"`` (the default for RankLib models,
+    whose width is the highest feature id they use: RankLib itself ignores the others).
     """
     p = os.fspath(path)
     if model is not None:
@@ -134,6 +138,11 @@ def read_data(
         absent = model.sparse_absent if absent is None else absent
     if n_features is None:
         raise TypeError("read_data needs a model or n_features")
+    if extra_features is None:
+        ranklib = model is not None and model.provenance.get("library") == "ranklib"
+        extra_features = "ignore" if ranklib else "error"
+    if extra_features not in ("error", "ignore"):
+        raise ValueError(f"extra_features must be 'error' or 'ignore', got {extra_features!r}")
     absent = absent or "zero"
     if not os.path.exists(p):
         raise _fail(p, "no such file")
@@ -141,7 +150,7 @@ def read_data(
         raise _fail(p, "is a directory, not a data file")
     kind = sniff_format(p) if fmt == "auto" else fmt
     if kind == "svmlight":
-        return _read_svmlight(p, n_features, absent, index_base)
+        return _read_svmlight(p, n_features, absent, index_base, extra_features == "ignore")
     if kind == "csv":
         return _read_csv(p, n_features, feature_names)
     if kind == "npy":
@@ -150,7 +159,9 @@ def read_data(
 
 
 # ---------------------------------------------------------------------------- svmlight / LETOR
-def _read_svmlight(path: str, n_features: int, absent: str, index_base: str | int) -> DataSet:
+def _read_svmlight(
+    path: str, n_features: int, absent: str, index_base: str | int, ignore_extra: bool
+) -> DataSet:
     labels: list[float] = []
     qids: list[int] = []
     lines: list[int] = []
@@ -226,6 +237,16 @@ def _read_svmlight(path: str, n_features: int, absent: str, index_base: str | in
     c -= base
     n = len(labels)
     bad = np.flatnonzero(c >= n_features)
+    ignored = 0
+    if bad.size and ignore_extra:
+        keep = c < n_features
+        ignored = int(np.unique(c[~keep]).size)
+        rows_of = np.repeat(np.arange(len(labels)), np.diff(np.asarray(row_ptr, np.int64)))
+        c, vals_arr, rows_of = c[keep], np.asarray(vals, np.float64)[keep], rows_of[keep]
+        bad = bad[:0]
+    else:
+        vals_arr = np.asarray(vals, np.float64)
+        rows_of = np.repeat(np.arange(len(labels)), np.diff(np.asarray(row_ptr, np.int64)))
     if bad.size:
         k = int(bad[0])
         line = lines[int(np.searchsorted(row_ptr, k, side="right")) - 1]
@@ -236,8 +257,7 @@ def _read_svmlight(path: str, n_features: int, absent: str, index_base: str | in
             line,
         )
     X = np.full((n, n_features), np.nan if absent == "missing" else 0.0)
-    rows = np.repeat(np.arange(n), np.diff(np.asarray(row_ptr, np.int64)))
-    X[rows, c] = np.asarray(vals, np.float64)
+    X[rows_of, c] = vals_arr
     qid = np.asarray(qids, np.int64) if seen_qid else _query_file(path, n)
     return DataSet(
         path=path,
@@ -246,6 +266,7 @@ def _read_svmlight(path: str, n_features: int, absent: str, index_base: str | in
         y=np.asarray(labels, np.float64),
         qid=qid,
         lines=np.asarray(lines, np.int64),
+        ignored_features=ignored,
     )
 
 

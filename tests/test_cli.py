@@ -164,17 +164,47 @@ def test_inspect_early_stopped_xgboost_notes_best_iteration(models):
     assert d5["trees"] == 5
 
 
-@pytest.mark.skipif(not (RANKLIB / "lambdamart.model.txt").exists(), reason="shared/data/ranklib absent")
-def test_inspect_ranklib():
+def _have_format(prefix: str) -> bool:
     from ltrcompile.frontends import formats
 
-    if not any(f.startswith("ranklib") for f in formats()):
-        pytest.skip("the RankLib frontend is not in this checkout yet")
+    return any(f.startswith(prefix) for f in formats())
+
+
+needs_ranklib = pytest.mark.skipif(
+    not (RANKLIB / "lambdamart.model.txt").exists() or not _have_format("ranklib"),
+    reason="shared/data/ranklib or the RankLib frontend is absent",
+)
+
+
+@needs_ranklib
+def test_inspect_ranklib():
     p = run("inspect", RANKLIB / "lambdamart.model.txt", "--json")
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
     text = (RANKLIB / "lambdamart.model.txt").read_text()
+    assert d["format"] == "ranklib" and d["objective"] == "LambdaMART"
     assert d["trees"] == text.count("<tree ")
+    assert d["leaves"] == text.count("<output>")
+
+
+@needs_ranklib
+@pytest.mark.parametrize("name", ["mart", "lambdamart", "rf_mart", "coordinate_ascent", "rankboost", "linear_regression"])
+def test_score_ranklib_matches_ranklib_score_file(name, tmp_path):
+    """RankLib's own -score output (qid, index in query, score) is the reference."""
+    out = tmp_path / "s.tsv"
+    p = run("score", RANKLIB / f"{name}.model.txt", RANKLIB / "test.letor", "-o", out)
+    assert p.returncode == 0, p.stderr
+    ref = [ln.split("\t") for ln in (RANKLIB / f"{name}.scores.tsv").read_text().splitlines()]
+    rows = [ln.split("\t") for ln in out.read_text().splitlines()[1:]]
+    assert len(rows) == len(ref) == 768
+    for (q, _i, s), r in zip(ref, rows, strict=True):
+        assert r[1] == q
+        assert float(r[3]) == float(s), (name, r, s)
+
+
+@needs_ranklib
+def test_ranklib_neural_network_is_unsupported_exit_3():
+    assert_one_line_error(run("inspect", RANKLIB / "ranknet.model.txt"), 3, "ranknet.model.txt")
 
 
 # --------------------------------------------------------------------------- score

@@ -405,3 +405,12 @@ def test_sniff(tmp_path):
     assert sniff_format(str(tmp_path / "a.txt")) == "svmlight"
     assert sniff_format(str(tmp_path / "b.txt")) == "csv"
     assert sniff_format(str(TEST_LETOR)) == "svmlight"
+
+
+def test_extra_svmlight_features_ignored_only_on_request(tmp_path):
+    p = tmp_path / "d.svm"
+    p.write_text("1 qid:1 1:0.5 3:2 7:9\n0 qid:1 2:1\n")
+    with pytest.raises(InputDataError, match="line 1: feature index 7 is beyond the model's 3 features"):
+        read_data(p, n_features=3)
+    ds = read_data(p, n_features=3, extra_features="ignore")
+    assert ds.X.tolist() == [[0.5, 0.0, 2.0], [0.0, 1.0, 0.0]] and ds.ignored_features == 1
