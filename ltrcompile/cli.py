@@ -311,7 +311,7 @@ def find_c_compiler() -> str | None:
 
 
 NO_COMPILER = (
-    "no C compiler found (looked for $CC, {cfg}cc, gcc, clang on PATH): install one -- "
+    "no C compiler found (looked for {looked} on PATH): install one -- "
     "Debian/Ubuntu: apt-get install build-essential; Fedora/RHEL: dnf install gcc; "
     "Alpine: apk add build-base; macOS: xcode-select --install"
 )
@@ -326,8 +326,9 @@ def _require_toolchain() -> None:
             EXIT_ENVIRONMENT,
         )
     if find_c_compiler() is None:
-        cfg = sysconfig.get_config_var("CC")
-        raise CliError(NO_COMPILER.format(cfg=f"{cfg.split()[0]}, " if cfg else ""), EXIT_ENVIRONMENT)
+        looked = ["$CC"] + [c for c in [(sysconfig.get_config_var("CC") or "").split()[:1]] for c in c]
+        looked += [c for c in ("cc", "gcc", "clang") if c not in looked]
+        raise CliError(NO_COMPILER.format(looked=", ".join(looked)), EXIT_ENVIRONMENT)
 
 
 def _is_artifact(path: str) -> bool:
