@@ -326,7 +326,7 @@ def _require_toolchain() -> None:
             EXIT_ENVIRONMENT,
         )
     if find_c_compiler() is None:
-        looked = ["$CC"] + [c for c in [(sysconfig.get_config_var("CC") or "").split()[:1]] for c in c]
+        looked = ["$CC"] + (sysconfig.get_config_var("CC") or "").split()[:1]
         looked += [c for c in ("cc", "gcc", "clang") if c not in looked]
         raise CliError(NO_COMPILER.format(looked=", ".join(looked)), EXIT_ENVIRONMENT)
 
