@@ -43,6 +43,10 @@ F32 = np.float32
 #: XGBoost's ``kRtEps``: 3.1+ clamps a logistic ``base_score`` into ``[kRtEps, 1 - kRtEps]``.
 RT_EPS = F32(1e-6)
 MAX_CATEGORY = 2**31 - 1
+#: Sanity bounds on sizes read from a file (feature indices are int32 in the IR; a corrupted
+#: ``num_class`` must not make us allocate terabytes for a broadcast base score).
+MAX_FEATURES = 2**31 - 1
+MAX_OUTPUTS = 1 << 20
 
 #: objective -> (ProbToMargin link, output transform); see doc A.4.
 OBJECTIVES: dict[str, tuple[str, str]] = {
@@ -63,6 +67,7 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
     "reg:gamma": ("log", "xgb_exp"),
     "reg:tweedie": ("log", "xgb_exp"),
     "survival:cox": ("log", "xgb_exp"),
+    "survival:aft": ("log", "xgb_exp"),
     "multi:softprob": ("identity", "xgb_softmax"),
     "multi:softmax": ("identity", "xgb_argmax"),
 }
@@ -295,7 +300,7 @@ def parse_document(doc: Any, src: _Src) -> _Parsed:
     n_features = src.integer(src.get(lmp, "num_feature", "num_feature"), "num_feature")
     num_class = src.integer(lmp.get("num_class", "0"), "num_class")
     num_target = src.integer(lmp.get("num_target", "1"), "num_target")
-    if n_features < 0 or num_class < 0 or num_target < 1:
+    if not 0 <= n_features <= MAX_FEATURES or not 0 <= num_class <= MAX_OUTPUTS or not 1 <= num_target <= MAX_OUTPUTS:
         raise src.err(
             f"invalid sizes num_feature={n_features} num_class={num_class} num_target={num_target}",
             field="learner_model_param",
