@@ -304,76 +304,66 @@ def _xgboost_native(booster: Any, ens: Ensemble) -> NativeModel:
 
 
 def _sklearn_native(est: Any, ens: Ensemble) -> NativeModel:
-    """A fitted scikit-learn estimator: ``decision_function`` (raw) or ``predict`` / ``predict_proba``.
+    """A fitted scikit-learn estimator: ``decision_function`` (raw), ``predict_proba`` or
+    ``predict`` (output), ``apply`` (leaf ids, trees/forests/GB).
 
-    scikit-learn refuses NaN for estimators that do not support missing values and always refuses
-    inf / values beyond float32; such rows are retried one at a time and skipped when refused.
+    scikit-learn refuses NaN for estimators without missing-value support and always refuses inf /
+    values beyond float32; refused rows are left out of the comparison (and counted).
     """
+    out_cols = int(np.asarray(ens.predict(np.zeros((1, ens.n_features)))).reshape(1, -1).shape[1])
 
-    def tolerant(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    def tolerant(fn: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
         def run(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             X = np.asarray(X, np.float64)
             try:
-                return np.asarray(fn(X), np.float64), np.ones(X.shape[0], bool)
+                return np.asarray(fn(X)), np.ones(X.shape[0], bool)
             except ValueError:
                 pass
             with np.errstate(invalid="ignore", over="ignore"):
-                finite = np.isfinite(X.astype(np.float32)).all(axis=1)
-            ok = finite.copy()
+                x32 = X.astype(np.float32)
+            finite = np.isfinite(x32).all(axis=1)
+            no_inf = ~np.isinf(x32).any(axis=1)  # NaN but no inf: some estimators accept NaN
             out: np.ndarray | None = None
-            if ok.any():
+            ok = np.zeros(X.shape[0], bool)
+            for mask in (finite, no_inf & ~finite):
+                if not mask.any():
+                    continue
                 try:
-                    got = np.asarray(fn(X[ok]), np.float64)
+                    got = np.asarray(fn(X[mask]))
                 except ValueError:
-                    ok[:] = False
-                else:
-                    out = np.zeros((X.shape[0],) + got.shape[1:])
-                    out[ok] = got
-            # rows with NaN may still be fine (estimators that support missing values)
-            nan_only = ~finite & ~np.isinf(X).any(axis=1) & (np.abs(np.nan_to_num(X)) <= np.finfo(np.float32).max).all(axis=1)
-            if nan_only.any():
-                try:
-                    got = np.asarray(fn(X[nan_only]), np.float64)
-                except ValueError:
-                    pass
-                else:
-                    if out is None:
-                        out = np.zeros((X.shape[0],) + got.shape[1:])
-                    out[nan_only] = got
-                    ok |= nan_only
-            if out is None:
-                out = np.zeros(X.shape[0])
-            return out, ok
+                    continue
+                if out is None:
+                    out = np.zeros((X.shape[0],) + got.shape[1:], got.dtype)
+                out[mask] = got
+                ok |= mask
+            return (np.zeros(X.shape[0]) if out is None else out), ok
 
         return run
 
+    def proba(X: np.ndarray) -> np.ndarray:
+        p = np.asarray(est.predict_proba(X))
+        return p[:, 1] if p.ndim == 2 and p.shape[1] == 2 and out_cols == 1 else p
+
+    def leaves(X: np.ndarray) -> np.ndarray:
+        a = np.asarray(est.apply(X))
+        return a.reshape(a.shape[0], -1)  # GB: (n, stages, K) -> stage-major, the IR's tree order
+
     name = f"scikit-learn {_lib_version('sklearn')} {type(est).__name__}"
-    raw = None
-    output = None
-    if hasattr(est, "decision_function") and hasattr(est, "predict_proba"):
-        raw = tolerant(est.decision_function)
-        output = tolerant(_proba_fn(est, ens))
-    elif hasattr(est, "predict_proba"):
-        output = tolerant(_proba_fn(est, ens))
-        if ens.transform == "identity":
+    # raw margins equal the library's output when nothing transforms them
+    identity = ens.transform == "identity"
+    raw = output = None
+    if hasattr(est, "predict_proba"):
+        output = tolerant(proba)
+        if hasattr(est, "decision_function"):
+            raw = tolerant(est.decision_function)
+        elif identity:
             raw = output
     else:
         output = tolerant(est.predict)
-        if ens.transform == "identity":
+        if identity:
             raw = output
-    return NativeModel(name=name, raw=raw, output=output, leaf=None)
-
-
-def _proba_fn(est: Any, ens: Ensemble) -> Callable[[np.ndarray], np.ndarray]:
-    out_dim = ens.n_outputs
-
-    def proba(X: np.ndarray) -> np.ndarray:
-        p = np.asarray(est.predict_proba(X))
-        if p.ndim == 2 and p.shape[1] == 2 and out_dim == 1:
-            return p[:, 1]  # binary: the IR scores P(class 1)
-        return p
-
-    return proba
+    leaf = tolerant(leaves) if hasattr(est, "apply") else None
+    return NativeModel(name=name, raw=raw, output=output, leaf=leaf)
 
 
 def _from_object(obj: Any, ens: Ensemble) -> NativeModel:

@@ -70,6 +70,12 @@ def assert_one_line_error(p: subprocess.CompletedProcess[str], code: int, *needl
 
 
 # --------------------------------------------------------------------------- models
+def _have_format(prefix: str) -> bool:
+    from ltrcompile.frontends import formats
+
+    return any(f.startswith(prefix) for f in formats())
+
+
 @pytest.fixture(scope="module")
 def models(rank_data, tmp_path_factory):
     """Small real models of each library, saved to files, plus data files."""
@@ -98,6 +104,13 @@ def models(rank_data, tmp_path_factory):
                    lgb.Dataset(Xn, yn, feature_name=["price", "clicks", "age"]), 5)
     nb.save_model(str(d / "named.txt"))
     np.save(d / "test.npy", Xte[:50])
+    if _have_format("sklearn"):
+        import joblib
+        from sklearn.ensemble import GradientBoostingClassifier
+
+        gb = GradientBoostingClassifier(n_estimators=5, max_depth=3, random_state=0)
+        gb.fit(Xtr[:800], (ytr[:800] > 0).astype(int))
+        joblib.dump(gb, d / "gb.joblib")
     return d
 
 
@@ -164,16 +177,25 @@ def test_inspect_early_stopped_xgboost_notes_best_iteration(models):
     assert d5["trees"] == 5
 
 
-def _have_format(prefix: str) -> bool:
-    from ltrcompile.frontends import formats
-
-    return any(f.startswith(prefix) for f in formats())
-
-
 needs_ranklib = pytest.mark.skipif(
     not (RANKLIB / "lambdamart.model.txt").exists() or not _have_format("ranklib"),
     reason="shared/data/ranklib or the RankLib frontend is absent",
 )
+
+
+@pytest.mark.skipif(not _have_format("sklearn"), reason="the scikit-learn frontend is not in this checkout yet")
+def test_inspect_and_score_sklearn_pickle(models, tmp_path):
+    import joblib
+
+    d = json.loads(run("inspect", models / "gb.joblib", "--json").stdout)
+    est = joblib.load(models / "gb.joblib")
+    assert d["format"] == "sklearn-pickle" and d["trees"] == est.n_estimators_
+    out = tmp_path / "s.csv"
+    assert run("score", models / "gb.joblib", TEST_LETOR, "-o", out, "--raw-score").returncode == 0
+    X, _ = sk_datasets.load_svmlight_file(str(TEST_LETOR), n_features=300, zero_based=False)
+    got = np.array([float(ln.split(",")[3]) for ln in out.read_text().splitlines()[1:]])
+    np.testing.assert_array_equal(got, est.decision_function(X.toarray()))
+    assert_one_line_error(run("inspect", models / "gb.joblib", "--num-iteration", "2"), 2, "--num-iteration")
 
 
 @needs_ranklib

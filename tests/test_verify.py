@@ -414,3 +414,42 @@ def test_extra_svmlight_features_ignored_only_on_request(tmp_path):
         read_data(p, n_features=3)
     ds = read_data(p, n_features=3, extra_features="ignore")
     assert ds.X.tolist() == [[0.5, 0.0, 2.0], [0.0, 1.0, 0.0]] and ds.ignored_features == 1
+
+
+# --------------------------------------------------------------------------- scikit-learn sources
+@pytest.mark.parametrize("kind", ["gb_binary", "rf_multiclass_nan", "hgb_binary"])
+def test_sklearn_pickle_compared_with_the_unpickled_estimator(kind, rank_data, tmp_path):
+    joblib = pytest.importorskip("joblib")
+    ens_mod = pytest.importorskip("sklearn.ensemble")
+    from ltrcompile.frontends import formats
+
+    if "sklearn-pickle" not in formats():
+        pytest.skip("the scikit-learn frontend is not in this checkout yet")
+    Xtr, ytr, *_ = rank_data
+    X, y = Xtr[:600].copy(), ytr[:600]
+    if kind == "gb_binary":
+        est = ens_mod.GradientBoostingClassifier(n_estimators=4, max_depth=3, random_state=0)
+        est.fit(X, (y > 0).astype(int))
+    elif kind == "rf_multiclass_nan":
+        X[::5, 3] = np.nan
+        est = ens_mod.RandomForestClassifier(n_estimators=3, max_depth=4, n_jobs=1, random_state=0)
+        est.fit(X, np.minimum(y, 2).astype(int))
+    else:
+        X[::5, 3] = np.nan
+        est = ens_mod.HistGradientBoostingClassifier(max_iter=4, random_state=0)
+        est.fit(X, (y > 0).astype(int))
+    path = tmp_path / "est.pkl"
+    joblib.dump(est, path)
+    ens = ltrcompile.load_model(path)
+    rep = verify(ens, None, data=X[:200], source=str(path), edge=1500)
+    assert rep.ok, rep.format()
+    checks = {c.what: c for c in rep.checks}
+    assert checks["output"].reference.startswith("scikit-learn")
+    assert checks["output"].rows > 200 and checks["output"].bit_identical
+    if kind != "hgb_binary":  # HistGradientBoosting has no apply()
+        assert "leaf" in checks
+    # the rows scikit-learn refuses (inf, beyond float32) are counted, not silently compared
+    assert checks["output"].skipped_rows + checks["output"].rows == rep.rows_checked
+    want = est.predict_proba(X[:200])
+    got = ens.predict(X[:200])
+    np.testing.assert_array_equal(got.reshape(200, -1)[:, -1], want[:, -1])
