@@ -443,8 +443,13 @@ def test_gblinear(objective, rank_nan, tmp_path):
         assert_bit_equal(
             ens.predict(csr, raw_score=True), ref.predict(xgb.DMatrix(csr, nthread=1), output_margin=True)
         )
-    with pytest.raises(UnsupportedModelError, match="gblinear"):
-        load_model(path, iteration_range=(0, 2))
+        # like XGBoost, gblinear ignores the end of an iteration range and refuses a start > 0
+        assert_bit_equal(load_model(path, iteration_range=(0, 2)).predict(rows, raw_score=True),
+                         ref.predict(d, output_margin=True, iteration_range=(0, 2)))
+        with pytest.raises(xgb.core.XGBoostError, match="prediction range"):
+            ref.predict(d, iteration_range=(1, 2))
+        with pytest.raises(UnsupportedModelError, match="prediction range"):
+            load_model(path, iteration_range=(1, 2))
 
 
 # --------------------------------------------------------------------------- iterations (C17)
@@ -482,9 +487,19 @@ def test_iteration_range_and_best_iteration(rank, tmp_path):
         assert_bit_equal(ens.predict(rows, raw_score=True), ref.inplace_predict(rows, predict_type="margin", iteration_range=rng), str(opts))
         if rng[0] == 0:
             np.testing.assert_array_equal(ens.predict_leaf(rows), ref.predict(d, pred_leaf=True, iteration_range=rng).astype(np.int32))
-    for bad in ({"iteration_range": (0, 999)}, {"iteration_range": (5, 2)}, {"num_iteration": 3, "best_iteration": True}):
+    for bad in (
+        {"iteration_range": (0, 999)},
+        {"iteration_range": (5, 2)},
+        {"iteration_range": (-1, 2)},
+        {"iteration_range": 3},
+        {"num_iteration": 3, "best_iteration": True},
+        {"num_iteration": -2},
+    ):
         with pytest.raises(ValueError):
             load_model(path, **bad)
+    for rng in ((0, 999), (5, 2)):  # XGBoost refuses these ranges too
+        with pytest.raises(xgb.core.XGBoostError):
+            ref.predict(d, iteration_range=rng)
     with pytest.raises(TypeError, match="ntree_limit"):
         load_model(path, ntree_limit=3)
 
@@ -516,6 +531,17 @@ def test_sklearn_wrappers_from_object(rank):
 
     with pytest.raises(UnsupportedModelError, match="missing"):
         load_model(xgb.XGBRegressor(n_estimators=2, missing=0.0, n_jobs=1).fit(Xtr[:100], ytr[:100]))
+
+
+def test_accepts_only_xgboost_models(rank):
+    class MyRegressor(xgb.XGBRegressor):
+        pass
+
+    model = MyRegressor(n_estimators=2, max_depth=2, n_jobs=1).fit(rank[0][:200], rank[1][:200])
+    assert xfe.accepts(model) and xfe.accepts(model.get_booster())
+    assert load_model(model).n_trees == 2
+    for other in (object(), {"learner": {}}, np.zeros(3), "model.json"):
+        assert not xfe.accepts(other)
 
 
 # --------------------------------------------------------------------------- inputs (C4, C6, C7)
@@ -619,6 +645,11 @@ def test_get_dump_multiclass_categorical_and_names(rank, tmp_path):
     assert set(ens2.feature_names) <= set(df.columns)
     with pytest.raises(ModelFormatError, match="num_class"):
         load_model(dump, objective="multi:softprob")
+    for bad in ({"num_class": "5"}, {"num_parallel_tree": 0}, {"n_features": -1}, {"objective": 3}):
+        with pytest.raises((ValueError, TypeError)):
+            load_model(dump, **bad)
+    with pytest.raises(TypeError, match="num_class"):
+        load_model(tmp_path / "m.json", num_class=5)  # only dumps take the dump options
 
 
 def test_dump_vector_leaves(rank, tmp_path):
@@ -647,8 +678,9 @@ def test_nonstandard_tokens_ids_and_deleted_nodes(rank, tmp_path):
     Xtr, ytr = rank[0], rank[1]
     d = xgb.DMatrix(Xtr, ytr, nthread=1)
     bst = train({"objective": "reg:squarederror", "max_depth": 6}, d, 6)
-    pruned = xgb.train({"process_type": "update", "updater": "prune", "gamma": 40.0, "nthread": 1},
-                       d, 6, xgb_model=bst)
+    with pytest.warns(UserWarning, match="updater"):
+        pruned = xgb.train({"process_type": "update", "updater": "prune", "gamma": 40.0, "nthread": 1},
+                           d, 6, xgb_model=bst)
     doc = json.loads(pruned.save_raw("json"))
     trees = doc["learner"]["gradient_booster"]["model"]["trees"]
     assert sum(int(t["tree_param"]["num_deleted"]) for t in trees) > 0

@@ -918,43 +918,67 @@ def _dump_tree_arrays(
 
 
 # ============================================================================ IR assembly
-def _iteration_slice(p: _Parsed, options: dict[str, Any], default_best: bool) -> tuple[int, int, str]:
-    """Resolve iteration options -> (first tree, end tree, description)."""
-    n = len(p.trees)
+def _iteration_range_option(options: dict[str, Any]) -> tuple[int, int] | None:
+    """Validate the iteration options (user errors: ValueError / TypeError)."""
+    given = [k for k in ("iteration_range", "num_iteration") if options.get(k) is not None]
+    if options.get("best_iteration"):
+        given.append("best_iteration")
+    if len(given) > 1:
+        raise ValueError(f"give only one of {', '.join(given)}")
+    best = options.get("best_iteration")
+    if best is not None and not isinstance(best, bool | np.bool_):
+        raise TypeError(f"best_iteration must be True or False, got {best!r}")
     rng = options.get("iteration_range")
     num_it = options.get("num_iteration")
+    if num_it is not None:
+        if isinstance(num_it, bool) or not isinstance(num_it, int | np.integer) or num_it < 0:
+            raise ValueError(f"num_iteration must be an integer >= 0, got {num_it!r}")
+        return (0, int(num_it))
+    if rng is None:
+        return None
+    try:
+        b, e = rng
+        if any(isinstance(x, bool) or not isinstance(x, int | np.integer) for x in (b, e)):
+            raise TypeError
+    except (TypeError, ValueError):
+        raise ValueError(f"iteration_range must be a pair of integers, got {rng!r}") from None
+    if b < 0 or e < 0:
+        raise ValueError(f"iteration_range {rng!r} has a negative bound")
+    return (int(b), int(e))
+
+
+def _iteration_slice(p: _Parsed, options: dict[str, Any], default_best: bool) -> tuple[int, int, str]:
+    """Resolve the iteration options -> (first tree, end tree, description), as XGBoost does."""
+    n = len(p.trees)
+    rng = _iteration_range_option(options)
     use_best = options.get("best_iteration")
-    if sum(x is not None and x is not False for x in (rng, num_it, use_best)) > 1:
-        raise ValueError("give only one of iteration_range, num_iteration and best_iteration")
-    if use_best is None and rng is None and not num_it:
-        use_best = default_best and p.best_iteration is not None
-    if p.booster == "gblinear":
-        if (rng is not None and tuple(rng) != (0, 0)) or num_it:
-            raise UnsupportedModelError(
-                "gblinear models do not support iteration ranges", field="iteration_range"
-            )
-        return 0, 0, "all"
+    if use_best is None and rng is None:
+        use_best = default_best and p.best_iteration is not None and p.booster != "gblinear"
     if use_best:
         if p.best_iteration is None:
             raise ValueError("best_iteration=True but the model has no best_iteration attribute")
         rng = (0, p.best_iteration + 1)
-    elif num_it:
-        rng = (0, int(num_it))
-    if rng is None or tuple(rng)[1] == 0 and tuple(rng)[0] == 0:
+    if p.booster == "gblinear":
+        # gblinear checks only that the range starts at 0 and ignores its end
+        if rng is not None and rng[0] != 0:
+            raise UnsupportedModelError(
+                "gblinear models do not support iteration ranges (XGBoost: 'Linear booster does "
+                "not support prediction range')",
+                field="iteration_range",
+            )
+        return 0, 0, "all (gblinear ignores iteration limits)"
+    if rng is None or rng == (0, 0):
         return 0, n, "all"
-    try:
-        b, e = (int(x) for x in rng)
-    except (TypeError, ValueError):
-        raise ValueError(f"iteration_range must be a pair of integers, got {rng!r}") from None
     if p.indptr is None:
         raise UnsupportedModelError(
             "cannot slice iterations: the number of trees per round is unknown",
             field="iteration_range",
         )
+    b, e = rng
     layers = p.indptr.size - 1
     if e == 0:
         e = layers
-    if not 0 <= b <= e <= layers:
+    if not b <= e <= layers:
         raise ValueError(f"iteration_range ({b}, {e}) is outside the model's {layers} iterations")
     return int(p.indptr[b]), int(p.indptr[e]), f"[{b}, {e})"
 
@@ -1114,6 +1138,13 @@ def load_dump(path: str | os.PathLike[str], **options: Any) -> Ensemble:
 def from_dump(doc: Any, *, path: str | None = None, **options: Any) -> Ensemble:
     """A decoded dump (list of tree objects or JSON strings, or the o19s wrapper) -> Ensemble."""
     _check_options(options, _DUMP_OPTIONS, "xgboost-dump")
+    for key, low in (("num_class", 0), ("num_parallel_tree", 1), ("n_features", 0)):
+        v = options.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | np.integer) or v < low):
+            raise ValueError(f"{key} must be an integer >= {low}, got {v!r}")
+    obj = options.get("objective")
+    if obj is not None and not isinstance(obj, str):
+        raise TypeError(f"objective must be a string, got {obj!r}")
     src = _Src(path)
     parsed = _guard(lambda: parse_dump(doc, src, options), src)
     return build_ensemble(parsed, options, src, fmt="xgboost-dump")
@@ -1149,10 +1180,8 @@ def _xgb_classes() -> tuple[type, type] | None:
 
 
 def accepts(obj: Any) -> bool:
-    """True for ``xgboost.Booster`` and sklearn-API ``xgboost.XGBModel`` instances."""
-    if type(obj).__module__.split(".")[0] != "xgboost":
-        return False
-    classes = _xgb_classes()
+    """True for ``xgboost.Booster`` and sklearn-API ``xgboost.XGBModel`` instances (subclasses too)."""
+    classes = _xgb_classes()  # if xgboost was never imported, obj cannot be one of its models
     return classes is not None and isinstance(obj, classes)
 
 
