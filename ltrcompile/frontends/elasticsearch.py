@@ -903,7 +903,8 @@ def sniff(head: bytes, path: str) -> list[str]:
         return []
     if re.match(rb'\{\s*"(?:model|_index|_id|_source|name|type|validation)"\s*:', text) and _LTR_TYPE.search(text):
         return [FORMAT_LTR]
-    if _NATIVE_KEYS.search(text) and b'"learner"' not in text:
+    # "tree_structure" also keys LightGBM's dump_model() trees (which have num_tree_per_iteration)
+    if _NATIVE_KEYS.search(text) and b'"learner"' not in text and b'"num_tree_per_iteration"' not in text:
         return [FORMAT_NATIVE]
     return []
 
