@@ -37,14 +37,19 @@ from ..ir import LIGHTGBM_ZERO_BAND, Ensemble, Missing, Op, TreeArrays
 
 KNOWN_VERSIONS = ("v2", "v3", "v4")
 
-_INT_RE = re.compile(r"[+-]?\d+\Z")
+_INT = r"[+-]?\d+"
 # what C strtod/fast_double_parser accept in LightGBM-written files (no hex floats, no "_")
-_FLOAT_RE = re.compile(
-    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)\Z", re.IGNORECASE
-)
+_FLOAT = r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?|[nN][aA][nN])"
+_INT_RE = re.compile(_INT + r"\Z")
+_FLOAT_RE = re.compile(_FLOAT + r"\Z")
+# a whole space-separated line of them (one regex per line, not per token)
+_INT_LINE = re.compile(rf"\s*(?:{_INT}(?:\s+{_INT})*)?\s*\Z")
+_LONG_DIGITS = re.compile(r"\d{19}")  # beyond int64
+_FLOAT_LINE = re.compile(rf"\s*(?:{_FLOAT}(?:\s+{_FLOAT})*)?\s*\Z")
 
 #: decision_type missing-type bits -> IR policy for numerical nodes
 _MISSING_POLICY = {0: Missing.NAN_AS_ZERO, 1: Missing.ZERO_NAN_DEFAULT, 2: Missing.NAN_DEFAULT}
+_MISSING_LOOKUP = np.array([_MISSING_POLICY[k] for k in range(3)] + [0], np.uint8)
 _MISSING_NAMES = {"None": 0, "Zero": 1, "NaN": 2}
 
 # objective names as LightGBM's ParseObjectiveAlias maps them (applied to the whole line)
@@ -222,6 +227,8 @@ class _TextReader:
         if not header:
             raise self.fail("not a LightGBM text model (empty header)")
         version = header.get("version")
+        if version is not None and not re.fullmatch(r"v\d+", version):
+            raise self.fail(f"malformed version {version[:20]!r}", field="version")
         if version is not None and version not in KNOWN_VERSIONS:
             raise UnsupportedModelError(
                 f"LightGBM model format {version!r} is not supported (known: {', '.join(KNOWN_VERSIONS)})",
@@ -333,22 +340,37 @@ class _TextReader:
             return kv[key]
 
         def ints(key: str, n: int) -> np.ndarray:
-            toks = need(key).split()
+            line = need(key)
+            toks = line.split()
             if len(toks) != n:
                 raise self.fail(f"expected {n} values, found {len(toks)}", tree=t, field=key)
-            try:
-                return np.array([_parse_int(x) for x in toks], np.int64)
-            except ValueError as exc:
-                raise self.fail(str(exc), tree=t, field=key) from None
+            if not _INT_LINE.match(line):
+                bad = next(x for x in toks if not _INT_RE.match(x))
+                raise self.fail(f"{bad[:30]!r} is not an integer", tree=t, field=key)
+            if _LONG_DIGITS.search(line):
+                raise self.fail("integer out of range", tree=t, field=key)
+            return np.fromiter(map(int, toks), np.int64, n)
 
-        def floats(key: str, n: int) -> np.ndarray:
-            toks = need(key).split()
+        def floats(key: str, n: int, stod: bool = False) -> np.ndarray:
+            line = need(key)
+            toks = line.split()
             if len(toks) != n:
                 raise self.fail(f"expected {n} values, found {len(toks)}", tree=t, field=key)
-            try:
-                return np.array([_parse_float(x) for x in toks], np.float64)
-            except ValueError as exc:
-                raise self.fail(str(exc), tree=t, field=key) from None
+            if not _FLOAT_LINE.match(line):
+                bad = next(x for x in toks if not _FLOAT_RE.match(x))
+                raise self.fail(f"{bad[:30]!r} is not a number", tree=t, field=key)
+            out = np.fromiter(map(float, toks), np.float64, n)
+            if stod:  # std::stod throws out_of_range on underflow/overflow: LightGBM refuses the file
+                tiny = (out != 0) & (np.abs(out) < np.finfo(np.float64).tiny)
+                huge = np.isinf(out) & ~np.array([x.lstrip("+-")[:1].isalpha() for x in toks], bool)
+                bad = np.flatnonzero(tiny | huge)
+                if bad.size:
+                    raise self.fail(
+                        f"{toks[bad[0]]!r} is out of double range (LightGBM's std::stod rejects it)",
+                        tree=t,
+                        field=key,
+                    )
+            return out
 
         (num_leaves,) = ints("num_leaves", 1)
         (num_cat,) = ints("num_cat", 1)
@@ -398,13 +420,13 @@ class _TextReader:
             raise self.fail("categorical split in a tree with num_cat=0", tree=t, node=node, field="decision_type")
         if is_linear:
             L = int(num_leaves)
-            const = floats("leaf_const", L)
+            const = floats("leaf_const", L, stod=True)
             nfeat = ints("num_features", L)
             if nfeat.min() < 0:
                 raise self.fail("negative count", tree=t, field="num_features")
             total = int(nfeat.sum())
             feats = ints("leaf_features", total)
-            coefs = floats("leaf_coeff", total)
+            coefs = floats("leaf_coeff", total, stod=True)
             ends = np.cumsum(nfeat)
             tree.linear = [
                 (float(const[j]), feats[ends[j] - nfeat[j] : ends[j]], coefs[ends[j] - nfeat[j] : ends[j]])
@@ -733,8 +755,7 @@ def _tree_arrays(tree: _RawTree, t: int, n_features: int, path: str | None) -> T
         ta.left[:n_int] = left
         ta.right[:n_int] = right
         ta.default_left[:n_int] = (dt >> 1) & 1
-        ta.missing[:n_int] = [_MISSING_POLICY[int(m)] for m in (dt >> 2) & 3]
-        ta.missing[:n_int][is_cat] = Missing.NAN_FALSE
+        ta.missing[:n_int] = np.where(is_cat, Missing.NAN_FALSE, _MISSING_LOOKUP[(dt >> 2) & 3])
         ta.categorical[:n_int] = is_cat
         ta.cat_left[:n_int] = is_cat
         for node in np.flatnonzero(is_cat):
@@ -751,7 +772,7 @@ def _tree_arrays(tree: _RawTree, t: int, n_features: int, path: str | None) -> T
                     f"leaf {j} has a non-finite linear constant or coefficient",
                     path=path,
                     tree=t,
-                    field="leaf_coeff",
+                    field="leaf_const/leaf_coeff",
                 )
             if feats.size and (feats.min() < 0 or feats.max() >= n_features):
                 raise fail(f"leaf {j}: linear feature outside [0, {n_features})", field="leaf_features")
