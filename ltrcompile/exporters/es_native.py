@@ -1,0 +1,172 @@
+"""IR -> Elasticsearch trained-model definition (``PUT _ml/trained_models/<id>`` body, eland's shape).
+
+Elasticsearch compares double feature values with ``Double.compare`` and adds the trees with a
+Kahan-compensated double sum (``weighted_sum``). Decisions always convert exactly: for a float32
+model every threshold becomes the double boundary between the float32 values that go left and
+those that go right (``lt``/``lte`` chosen by the rounding tie rule), LightGBM's zero band is
+folded into the threshold, NaN goes to ``default_left`` as in the IR (for ``NAN_AS_ZERO`` nodes:
+where 0 goes). Elasticsearch also sends +-infinity to ``default_left``; the IR compares them unless
+the model came from Elasticsearch, so infinite inputs are outside the exported model's exact domain.
+
+Sums: exact for models that came from Elasticsearch (``float64_kahan``), single trees and
+``exponent`` (``exp`` of a plain double sum) models. Float32 sums (XGBoost, RankLib) and
+multi-tree double sums (LightGBM, scikit-learn: ES's compensated sum can differ in the last bit)
+need ``exact=False``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import numpy as np
+
+from ..ir import Ensemble, Op
+from ._common import (
+    F32,
+    Exactness,
+    check_plain_trees,
+    feature_names,
+    left_max32,
+    next32,
+    node_nan_left,
+    preorder,
+    where,
+)
+
+_DBL_MAX = sys.float_info.max
+#: float32 rounding boundary to -inf/+inf: |x| >= 2**128 - 2**103 rounds to infinity (ties to even)
+_F32_OVERFLOW = 2.0**128 - 2.0**103
+
+
+def export(
+    ens: Ensemble,
+    *,
+    exact: bool = True,
+    what: str = "put_body",
+    feature_names: Any = None,
+    inference_config: Any = None,
+) -> dict[str, Any]:
+    """``what="put_body"`` (default): ``{"definition", "inference_config"}``; ``"definition"``: the
+    definition alone. ``inference_config`` defaults to ``{"learning_to_rank": {}}``."""
+    if what not in ("put_body", "definition"):
+        raise ValueError(f"what must be 'put_body' or 'definition'; got {what!r}")
+    names = _names(ens, feature_names)
+    ex = Exactness("Elasticsearch", exact)
+    if ens.n_trees == 0:
+        raise ex.refuse("a model without trees (linear models have no trained-model form)", field="linear_feature")
+    check_plain_trees(ens, ex)
+    if ens.linear_feature.size:
+        raise ex.refuse("trees combined with linear terms", field="linear_feature")
+    if ens.normalizers:
+        raise ex.refuse("feature normalizers", field="normalizers")
+    weights = ens.tree_weight.astype(np.float64).copy()
+    base = float(ens.base_score[0])
+    n_terms = ens.n_trees + (base != 0.0)
+    aggregate = "weighted_sum"
+    if ens.transform == "exp" and ens.accumulate == "float64":
+        aggregate = "exponent"  # exp(plain double sum), Exponent.aggregate
+    else:
+        ex.need(ens.transform in ("identity",), f"output transform {ens.transform!r} (the raw margin is exported)", field="transform")
+        mode = ens.accumulate
+        ex.need(
+            mode == "float64_kahan" or (mode == "float64" and n_terms <= 1),
+            f"accumulation {mode!r} over {n_terms} terms (Elasticsearch adds in double with a compensated sum)",
+            field="accumulate",
+        )
+    if ens.average_denominator is not None:
+        ex.need(False, f"averaging by {ens.average_denominator} (folded into the tree weights)", field="average_denominator")
+        weights = weights / ens.average_denominator
+    trees = []
+    if base != 0.0:
+        trees.append(_leaf_tree(names, base))
+        weights = np.concatenate([[1.0], weights])
+    for t in range(ens.n_trees):
+        trees.append(_tree(ens, t, names, ex))
+    params: dict[str, Any] = {}
+    if not np.all(weights == 1.0):
+        params["weights"] = [float(w) for w in weights]
+    definition = {
+        "trained_model": {
+            "ensemble": {
+                "feature_names": names,
+                "target_type": "regression",
+                "aggregate_output": {aggregate: params},
+                "trained_models": trees,
+            }
+        }
+    }
+    ex.finish()
+    if what == "definition":
+        return definition
+    return {"definition": definition, "inference_config": inference_config or {"learning_to_rank": {}}}
+
+
+def _names(ens: Ensemble, names: Any) -> list[str]:
+    return feature_names(ens, names)
+
+
+def _leaf_tree(names: list[str], v: float) -> dict[str, Any]:
+    return {"tree": {"feature_names": names, "target_type": "regression", "tree_structure": [{"node_index": 0, "leaf_value": v}]}}
+
+
+def _boundary(ens: Ensemble, g: int) -> tuple[str, float]:
+    """(decision_type, threshold) sending exactly the IR's left values left, for finite doubles."""
+    op, t, band = int(ens.op[g]), float(ens.threshold[g]), float(ens.input_zero_band)
+    if ens.input_cast == "float32":
+        a = left_max32(op, t, band)
+        if a is None:
+            return "lt", -_DBL_MAX  # nothing goes left
+        if a == math.inf:
+            return "lte", _DBL_MAX
+        if a == -math.inf:
+            return "lte", -_F32_OVERFLOW
+        b = next32(a)
+        if b == math.inf:
+            return "lt", _F32_OVERFLOW  # the tie rounds to +inf (F32_MAX is odd)
+        mid = (a + b) / 2.0
+        even = (int(F32(a).view(np.uint32)) & 1) == 0
+        return ("lte" if even else "lt"), mid
+    # float64 inputs: the same comparison, LightGBM's zero band folded in
+    dt = "lte" if op == Op.LE else "lt"
+    if band > 0:
+        zero_left = (0.0 <= t) if op == Op.LE else (0.0 < t)
+        if zero_left and not ((op == Op.LE and t >= band) or (op == Op.LT and t > band)):
+            dt, t = "lte", band
+        elif not zero_left and not ((op == Op.LE and t < -band) or (op == Op.LT and t <= -band)):
+            dt, t = "lt", -band
+    if t == math.inf:
+        return "lte", _DBL_MAX
+    if t == -math.inf:
+        return ("lt", -_DBL_MAX)  # only -inf (missing in Elasticsearch) would go left
+    if t == 0.0:  # Double.compare orders -0.0 < +0.0; these forms agree with IEEE for both zeros
+        t = 0.0 if dt == "lte" else -0.0
+    return dt, t
+
+
+def _tree(ens: Ensemble, t: int, names: list[str], ex: Exactness) -> dict[str, Any]:
+    order = list(preorder(ens, t))
+    pos = {g: i for i, g in enumerate(order)}
+    nodes = []
+    for g in order:
+        i = pos[g]
+        if ens.left[g] < 0:
+            v = float(ens.leaf_value[g, 0])
+            if not math.isfinite(v):
+                raise ex.refuse("a non-finite leaf", **where(ens, g), field="leaf_value")
+            nodes.append({"node_index": i, "leaf_value": v})
+            continue
+        dt, thr = _boundary(ens, g)
+        nodes.append(
+            {
+                "node_index": i,
+                "split_feature": int(ens.feature[g]),
+                "threshold": thr,
+                "decision_type": dt,
+                "default_left": bool(node_nan_left(ens, g)),
+                "left_child": pos[int(ens.left[g])],
+                "right_child": pos[int(ens.right[g])],
+            }
+        )
+    return {"tree": {"feature_names": names, "target_type": "regression", "tree_structure": nodes}}
