@@ -854,6 +854,38 @@ def test_unknown_objective_is_unsupported(small_doc, tmp_path):
         load_model(_write(tmp_path, doc))
 
 
+DUMP_OK = [
+    {"nodeid": 0, "depth": 0, "split": "f1", "split_condition": 0.5, "yes": 1, "no": 2, "missing": 2,
+     "children": [{"nodeid": 1, "leaf": 0.25}, {"nodeid": 2, "leaf": -0.75}]},
+]
+MALFORMED_DUMPS = {
+    "no yes": (lambda t: t.pop("yes"), ModelFormatError, r"node 0, field 'yes'"),
+    "yes not a child": (lambda t: t.update(yes=7), ModelFormatError, r"node 0, field 'yes'"),
+    "missing elsewhere": (lambda t: t.update(missing=9), ModelFormatError, r"field 'missing'"),
+    "one child": (lambda t: t["children"].pop(), ModelFormatError, r"field 'children'"),
+    "duplicate nodeid": (lambda t: t["children"][1].update(nodeid=1), ModelFormatError, r"nodeid 1 appears twice"),
+    "leaf string": (lambda t: t["children"][0].update(leaf="x"), ModelFormatError, r"node 1, field 'leaf'"),
+    "leaf inf": (lambda t: t["children"][0].update(leaf=1e39), ModelFormatError, r"not finite"),
+    "threshold string": (lambda t: t.update(split_condition="0.5"), ModelFormatError, r"split_condition"),
+    "indicator split": (lambda t: t.pop("split_condition"), UnsupportedModelError, r"indicator"),
+    "negative category": (lambda t: t.update(split_condition=[-1, 2]), ModelFormatError, r"category"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_DUMPS))
+def test_malformed_dumps(case, tmp_path):
+    fn, exc, pattern = MALFORMED_DUMPS[case]
+    trees = copy.deepcopy(DUMP_OK)
+    fn(trees[0])
+    path = _write(tmp_path, trees, "dump.json")
+    with pytest.raises(exc, match=pattern):
+        load_model(path, format="xgboost-dump")
+    ok = load_model(_write(tmp_path, DUMP_OK, "ok.json"))
+    assert ok.n_features == 2 and ok.predict([[0, 0.5], [0, 0.4999999], [0, np.nan]]).tolist() == [-0.75, 0.25, -0.75]
+    with pytest.raises(ModelFormatError, match="split feature 'f1'"):
+        load_model(tmp_path / "ok.json", feature_names=["a", "b"])
+
+
 def test_truncated_and_garbled_files(small_doc, tmp_path):
     text = json.dumps(small_doc)
     for cut in (1, 10, len(text) // 3, len(text) - 1):

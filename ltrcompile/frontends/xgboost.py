@@ -100,24 +100,26 @@ class _Src:
             raise self.err(f"expected an object, got {type(v).__name__}", tree=tree, field=field)
         return v
 
-    def get(self, parent: Any, key: str, field: str, tree: int | None = None) -> Any:
+    def get(
+        self, parent: Any, key: str, field: str, tree: int | None = None, node: int | None = None
+    ) -> Any:
         if not isinstance(parent, dict):
-            raise self.err(f"expected an object holding {key!r}", tree=tree, field=field)
+            raise self.err(f"expected an object holding {key!r}", tree=tree, node=node, field=field)
         if key not in parent:
-            raise self.err(f"missing key {key!r}", tree=tree, field=field)
+            raise self.err(f"missing key {key!r}", tree=tree, node=node, field=field)
         return parent[key]
 
-    def integer(self, v: Any, field: str, tree: int | None = None) -> int:
+    def integer(self, v: Any, field: str, tree: int | None = None, node: int | None = None) -> int:
         """An int written as a JSON integer or (learner params) as a decimal string."""
         if isinstance(v, bool):
-            raise self.err(f"expected an integer, got {v!r}", tree=tree, field=field)
+            raise self.err(f"expected an integer, got {v!r}", tree=tree, node=node, field=field)
         if isinstance(v, int | np.integer):
             return int(v)
         if isinstance(v, str) and re.fullmatch(r"\s*[+-]?\d+\s*", v):
             return int(v)
         if isinstance(v, float | np.floating) and math.isfinite(v) and float(v).is_integer():
             return int(v)
-        raise self.err(f"expected an integer, got {v!r}", tree=tree, field=field)
+        raise self.err(f"expected an integer, got {v!r}", tree=tree, node=node, field=field)
 
     def int_array(
         self, v: Any, field: str, *, n: int | None = None, tree: int | None = None
@@ -726,7 +728,7 @@ def _flatten_dump_tree(t: dict[str, Any], tid: int, src: _Src) -> list[dict[str,
         nodes.append(nd)
         if "leaf" in nd:
             continue
-        kids = src.get(nd, "children", "children", tid)
+        kids = src.get(nd, "children", "children", tid, nid)
         if not isinstance(kids, list) or len(kids) != 2:
             raise src.err("a split node needs exactly two children", tree=tid, node=nid, field="children")
         stack.extend(reversed(kids))
@@ -776,6 +778,8 @@ def parse_dump(doc: Any, src: _Src, options: dict[str, Any]) -> _Parsed:
     if len(leaf_dims) > 1:
         raise src.err("trees mix scalar and vector leaves", field="leaf")
     K = leaf_dims.pop() if leaf_dims else 1
+    if K < 1:
+        raise src.err("a vector leaf must hold at least one value", field="leaf")
     for tid, nodes in enumerate(raw_trees):
         arr, mf = _dump_tree_arrays(nodes, tid, K, resolve, src)
         max_feature = max(max_feature, mf)
@@ -863,7 +867,7 @@ def _dump_tree_arrays(
             arr.leaf_value[i] = v32.astype(np.float64)
             arr.leaf_id[i] = nid
             continue
-        split = src.get(nd, "split", "split", tid)
+        split = src.get(nd, "split", "split", tid, nid)
         if not isinstance(split, str):
             raise src.err("split must be a feature name", tree=tid, node=nid, field="split")
         f = resolve(split)
@@ -879,10 +883,10 @@ def _dump_tree_arrays(
                 node=nid,
                 field="split_condition",
             )
-        yes = src.integer(src.get(nd, "yes", "yes", tid), "yes", tid)
-        no = src.integer(src.get(nd, "no", "no", tid), "no", tid)
-        miss = src.integer(src.get(nd, "missing", "missing", tid), "missing", tid)
-        kid_ids = {src.integer(c.get("nodeid"), "nodeid", tid) for c in nd["children"]}
+        yes = src.integer(src.get(nd, "yes", "yes", tid, nid), "yes", tid, nid)
+        no = src.integer(src.get(nd, "no", "no", tid, nid), "no", tid, nid)
+        miss = src.integer(src.get(nd, "missing", "missing", tid, nid), "missing", tid, nid)
+        kid_ids = {int(c["nodeid"]) for c in nd["children"]}  # checked by _flatten_dump_tree
         if yes == no or {yes, no} != kid_ids:
             raise src.err(
                 f"yes/no ({yes}, {no}) must name the two children {sorted(kid_ids)}",
@@ -912,8 +916,6 @@ def _dump_tree_arrays(
         arr.left[i] = local[lid]
         arr.right[i] = local[rid]
         arr.default_left[i] = 1 if miss == lid else 0
-    if arr.left[0] >= 0 and (arr.left[0] == 0 or arr.right[0] == 0):
-        raise src.err("a child points at the root", tree=tid, field="children")
     return arr, max_feature
 
 
