@@ -626,6 +626,7 @@ def _sub_line(text: str, key: str, new: str, tree: int = 0) -> str:
         ("leaf_value", "leaf_value=1 2 3", "leaf_value", None),
         ("num_leaves", "num_leaves=0", "num_leaves", None),
         ("num_leaves", "num_leaves=x", "num_leaves", None),
+        ("num_leaves", "num_leaves=1000000000", "num_leaves", None),
         ("cat_boundaries", "cat_boundaries=3 1", "cat_boundaries", None),
         ("cat_threshold", "cat_threshold=1 -2", "cat_threshold", None),
     ],
@@ -761,6 +762,7 @@ def test_bad_dump_json(tmp_path):
         (lambda d: d["tree_info"][1]["tree_structure"].__setitem__("left_child", 5), "object"),
         (lambda d: _drop_id(d["tree_info"][1]["tree_structure"]["left_child"]), "neither split_index nor leaf_value"),
         (lambda d: d["tree_info"][0]["tree_structure"].__setitem__("split_feature", 77), "split feature"),
+        (lambda d: d["tree_info"][0].__setitem__("num_leaves", 10**9), "num_leaves"),  # no 8 GB alloc
     ]:
         doc = json.loads(json.dumps(good))
         mutate(doc)
@@ -953,3 +955,36 @@ def test_dropped_lines(name, data):
     )
     if must_fail:
         assert result is None, f"dropping {line[:40]!r} was accepted"
+
+
+DUMP_SOURCE = lgb.Booster(model_file=str(FIXTURES / "v3_linear.txt")).dump_model()
+JSON_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 40), st.floats(allow_nan=False), st.text(max_size=3),
+    st.sampled_from([[], {}, "1||x", "<=", "==", "NaN", "Zero", [1, "a"], [10**30], 10**12, 10**400, -(10**30)]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data(), JSON_VALUES, st.booleans())
+def test_dump_json_mutations(data, value, delete):
+    """Deleting or replacing any key of any node of a dump_model() document: a typed error or a
+    valid model, never another exception."""
+    doc = json.loads(json.dumps(DUMP_SOURCE))
+    target = doc
+    for _ in range(data.draw(st.integers(0, 8))):
+        children = [v for v in (target.values() if isinstance(target, dict) else target) if isinstance(v, dict | list) and v]
+        if not children:
+            break
+        target = data.draw(st.sampled_from(children))
+    if isinstance(target, dict) and target:
+        key = data.draw(st.sampled_from(sorted(target)))
+        if delete:
+            del target[key]
+        else:
+            target[key] = value
+    elif isinstance(target, list) and target:
+        target[data.draw(st.integers(0, len(target) - 1))] = value
+    try:
+        lgbf.parse_dump(doc, "mutant.json")
+    except (ModelFormatError, UnsupportedModelError) as exc:
+        assert exc.path == "mutant.json"

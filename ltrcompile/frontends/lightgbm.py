@@ -27,6 +27,7 @@ import json
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,8 @@ from ..errors import IRValidationError, ModelFormatError, UnsupportedModelError
 from ..ir import LIGHTGBM_ZERO_BAND, Ensemble, Missing, Op, TreeArrays
 
 KNOWN_VERSIONS = ("v2", "v3", "v4")
+#: LightGBM's own bound on ``num_leaves`` (config.h: ``check = <=131072``)
+MAX_NUM_LEAVES = 131072
 
 _INT = r"[+-]?\d+"
 # what C strtod/fast_double_parser accept in LightGBM-written files (no hex floats, no "_")
@@ -376,8 +379,8 @@ class _TextReader:
         (num_cat,) = ints("num_cat", 1)
         if num_leaves < 1:
             raise self.fail(f"num_leaves must be >= 1, got {num_leaves}", tree=t, field="num_leaves")
-        if num_leaves > 1 << 30:
-            raise self.fail(f"num_leaves {num_leaves} is absurdly large", tree=t, field="num_leaves")
+        if num_leaves > MAX_NUM_LEAVES:
+            raise self.fail(f"num_leaves {num_leaves} > {MAX_NUM_LEAVES} (LightGBM's limit)", tree=t, field="num_leaves")
         n_int = int(num_leaves) - 1
         if not 0 <= num_cat <= n_int:
             raise self.fail(f"num_cat={num_cat} outside [0, {n_int}]", tree=t, field="num_cat")
@@ -570,8 +573,8 @@ def _dump_tree(entry: Any, t: int, path: str | None) -> _RawTree:
     if not isinstance(entry, dict) or not isinstance(entry.get("tree_structure"), dict):
         raise fail("tree_info entry without a tree_structure object", field="tree_structure")
     L = entry.get("num_leaves")
-    if isinstance(L, bool) or not isinstance(L, int) or L < 1:
-        raise fail(f"must be an integer >= 1, got {L!r}", field="num_leaves")
+    if isinstance(L, bool) or not isinstance(L, int) or not 1 <= L <= MAX_NUM_LEAVES:
+        raise fail(f"must be an integer in [1, {MAX_NUM_LEAVES}], got {L!r}", field="num_leaves")
     n_int = L - 1
     feat = np.full(n_int, -1, np.int64)
     thr = np.zeros(n_int, np.float64)
@@ -588,7 +591,10 @@ def _dump_tree(entry: Any, t: int, path: str | None) -> _RawTree:
         v = node.get(key)
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise fail(f"must be a number, got {v!r}", node=where, field=key)
-        return float(v)
+        try:
+            return float(v)
+        except OverflowError:
+            raise fail("number out of double range", node=where, field=key) from None
 
     def visit(node: Any) -> int:
         """Validate one node dict; returns its LightGBM child code (index or ~leaf)."""
@@ -602,8 +608,8 @@ def _dump_tree(entry: Any, t: int, path: str | None) -> _RawTree:
                 raise fail("split_index appears twice", node=i, field="split_index")
             seen_int[i] = True
             f = node.get("split_feature")
-            if isinstance(f, bool) or not isinstance(f, int):
-                raise fail(f"must be an integer, got {f!r}", node=i, field="split_feature")
+            if isinstance(f, bool) or not isinstance(f, int) or not 0 <= f < 1 << 31:
+                raise fail(f"must be a feature index, got {f!r}", node=i, field="split_feature")
             feat[i] = f
             kind = node.get("decision_type")
             mt = node.get("missing_type", "None")
@@ -654,8 +660,8 @@ def _dump_tree(entry: Any, t: int, path: str | None) -> _RawTree:
                 not isinstance(fs, list)
                 or not isinstance(cs, list)
                 or len(fs) != len(cs)
-                or not all(isinstance(x, int) and not isinstance(x, bool) for x in fs)
-                or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in cs)
+                or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 1 << 31 for x in fs)
+                or not all(isinstance(x, int | float) and not isinstance(x, bool) and abs(x) <= sys.float_info.max for x in cs)
             ):
                 raise fail(f"leaf {j}: leaf_features/leaf_coeff must be equal-length number lists", field="leaf_coeff")
             linear[j] = (const, np.array(fs, np.int64), np.array(cs, np.float64))
@@ -1029,6 +1035,9 @@ def from_object(obj: Any, **options: Any) -> Ensemble:
     """An in-memory ``lightgbm.Booster`` or fitted ``LGBMModel`` (Booster semantics: the
     transform is ``Booster.predict``'s, not ``predict_proba``'s column layout).
 
+    The model is read from ``model_to_string()``, i.e. exactly as a saved and reloaded file
+    predicts; a booster kept in training memory (``keep_training_booster=True``) may differ from
+    that in the last bits because the file stores ``sigmoid`` with 6 digits.
     ``num_iteration`` defaults to the booster's ``best_iteration`` when it has one (as
     ``Booster.predict`` does), else all iterations.
     """
