@@ -526,7 +526,10 @@ def from_arrays(d: Any, *, path: str | None = None) -> Ensemble:
             raise UnsupportedModelError(f"scikit-learn {name} is not supported", path=path, field="estimator")
         family, task = SUPPORTED[name]
         version = _scalar(d, "sklearn_version", str, path)
-        vt = parse_version(version)
+        try:
+            vt = parse_version(version)
+        except ModelFormatError as exc:
+            raise ModelFormatError(exc.reason, path=path, field="sklearn_version") from None
         n_features = _scalar(d, "n_features", int, path)
         if n_features < 1:
             raise ModelFormatError("n_features must be >= 1", path=path, field="n_features")
@@ -936,7 +939,13 @@ def load_pickle(path: str | os.PathLike[str], **options: Any) -> Ensemble:
     except MemoryError:
         raise
     except Exception as exc:  # unpickling can raise anything; the file is what is wrong
-        raise ModelFormatError(f"cannot unpickle: {type(exc).__name__}: {exc}", path=p) from exc
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ModelFormatError(
+            f"cannot unpickle: {type(exc).__name__}: {first} (a pickle loads only with a compatible "
+            "scikit-learn; to move a model between versions, save ltrcompile.frontends.sklearn."
+            "describe(est) with numpy.savez where it was trained and read it with from_arrays)",
+            path=p,
+        ) from exc
     if not accepts(obj):
         raise UnsupportedModelError(
             f"the file holds a {type(obj).__module__}.{type(obj).__qualname__}, not a scikit-learn estimator",
@@ -955,11 +964,15 @@ def load_pickle(path: str | os.PathLike[str], **options: Any) -> Ensemble:
     except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
         raise ModelFormatError(f"cannot read {type(obj).__name__}: {exc!r}", path=p) from exc
     if fitted is not None:
-        ens.provenance["pickled_by"] = fitted
+        import sklearn
+
+        ens.provenance["loaded_with"] = sklearn.__version__
     return ens
 
 
-_SK_MODULE = re.compile(rb"(?<![A-Za-z0-9_.])sklearn\.[a-z_]")
+# a module name "sklearn.*" as pickle writes it: GLOBAL ("c" + text), SHORT_BINUNICODE (0x8c + 1-byte
+# length), BINUNICODE ("X" + 4-byte length) or BINUNICODE8 (0x8d + 8-byte length)
+_SK_MODULE = re.compile(rb"(?:c|\x8c.|X.{4}|\x8d.{8})sklearn\.[a-z_]", re.DOTALL)
 
 
 def _decompressed_head(head: bytes) -> bytes:
