@@ -379,6 +379,15 @@ def test_dart_weight_drop(rank, tmp_path):
     rows = Xtr[:500]
     diff = np.abs(ens.predict(rows, raw_score=True) - ref.inplace_predict(rows, predict_type="margin"))
     assert diff.max() <= 1e-5
+    # XGBoost 3.3+ folds DART into gbtree with weight_drop inside the model (doc A.8): the same
+    # trees and weights in that layout must give what XGBoost 3.2 returned for the original file
+    doc = json.loads((tmp_path / "m.json").read_text())
+    gb = doc["learner"]["gradient_booster"]
+    folded = {"name": "gbtree", "model": {**gb["gbtree"]["model"], "weight_drop": gb["weight_drop"]}}
+    doc["learner"]["gradient_booster"] = folded
+    ens33 = xfe.from_document(doc, path="dart33.json")
+    assert ens33.provenance["booster"] == "dart"
+    assert_bit_equal(ens33.predict(rows, raw_score=True), ref.predict(xgb.DMatrix(rows), output_margin=True))
 
 
 @pytest.mark.parametrize("num_class", [0, 3])
@@ -775,6 +784,12 @@ def test_old_fixture_formats_are_covered():
     for stem in stems:
         base = json.loads((FIXTURES / f"{stem}.json").read_text())["learner"]["learner_model_param"]["base_score"]
         assert not base.startswith("[")  # scalar forms only before 3.1
+    # tree_method="exact" leaves: base_weights are un-shrunk, so reading them would be wrong (A.2)
+    for v in ("1.7.6", "2.0.3"):
+        t = json.loads((FIXTURES / f"xgb{v}_reg_base3000_exact.json").read_text())
+        t = t["learner"]["gradient_booster"]["model"]["trees"][0]
+        leaves = [i for i, c in enumerate(t["left_children"]) if c == -1]
+        assert all(t["base_weights"][i] != t["split_conditions"][i] for i in leaves)
     total = sum(p.stat().st_size for p in FIXTURES.iterdir())
     assert total < 2 * 1024 * 1024
 
