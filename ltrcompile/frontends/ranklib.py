@@ -129,7 +129,8 @@ def java_float(s: str) -> float:
         return -float(f) if sign == "-" else float(f)
     up = np.float32(np.inf)
     down = np.float32(-np.inf)
-    lo, hi = (f, np.nextafter(f, up)) if float(f) < d else (np.nextafter(f, down), f)
+    with np.errstate(over="ignore"):
+        lo, hi = (f, np.nextafter(f, up)) if float(f) < d else (np.nextafter(f, down), f)
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return -float(f) if sign == "-" else float(f)
     mid = (Fraction(float(lo)) + Fraction(float(hi))) / 2
