@@ -39,6 +39,9 @@ from ..ir import LIGHTGBM_ZERO_BAND, Ensemble, Missing, Op, TreeArrays
 KNOWN_VERSIONS = ("v2", "v3", "v4")
 #: LightGBM's own bound on ``num_leaves`` (config.h: ``check = <=131072``)
 MAX_NUM_LEAVES = 131072
+#: sanity bounds that keep a corrupted header from allocating absurd arrays
+MAX_OUTPUTS = 1 << 16
+MAX_FEATURE_IDX = (1 << 31) - 2
 
 _INT = r"[+-]?\d+"
 # what C strtod/fast_double_parser accept in LightGBM-written files (no hex floats, no "_")
@@ -241,14 +244,14 @@ class _TextReader:
         for key in ("num_class", "label_index", "max_feature_idx", "feature_names", "feature_infos"):
             if key not in header:
                 raise self.fail("required header key is missing (truncated or not a LightGBM model?)", field=key)
-        num_class = self.header_int(header, "num_class", minimum=1)
+        num_class = self.header_int(header, "num_class", 1, MAX_OUTPUTS)
         ntpi = (
-            self.header_int(header, "num_tree_per_iteration", minimum=1)
+            self.header_int(header, "num_tree_per_iteration", 1, MAX_OUTPUTS)
             if "num_tree_per_iteration" in header
             else num_class
         )
-        max_feature_idx = self.header_int(header, "max_feature_idx", minimum=0)
-        self.header_int(header, "label_index", minimum=0)
+        max_feature_idx = self.header_int(header, "max_feature_idx", 0, MAX_FEATURE_IDX)
+        self.header_int(header, "label_index", 0, MAX_FEATURE_IDX)
         n_features = max_feature_idx + 1
         names = header["feature_names"].split()
         if len(names) != n_features:
@@ -292,13 +295,13 @@ class _TextReader:
             parameters=params,
         )
 
-    def header_int(self, header: dict[str, str], key: str, minimum: int) -> int:
+    def header_int(self, header: dict[str, str], key: str, minimum: int, maximum: int) -> int:
         try:
             v = _parse_int(header[key].strip())
         except ValueError as exc:
             raise self.fail(str(exc), field=key) from None
-        if v < minimum:
-            raise self.fail(f"must be >= {minimum}, got {v}", field=key)
+        if not minimum <= v <= maximum:
+            raise self.fail(f"must lie in [{minimum}, {maximum}], got {v}", field=key)
         return v
 
     # ---------------------------------------------------------------- trees
@@ -508,14 +511,14 @@ def _read_dump(d: Any, path: str | None) -> _RawModel:
     if not isinstance(d, dict):
         raise fail("the document is not a JSON object")
 
-    def get_int(key: str, minimum: int, default: int | None = None) -> int:
+    def get_int(key: str, minimum: int, maximum: int, default: int | None = None) -> int:
         if key not in d:
             if default is not None:
                 return default
             raise fail("required key is missing", field=key)
         v = d[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise fail(f"must be an integer >= {minimum}, got {v!r}", field=key)
+        if isinstance(v, bool) or not isinstance(v, int) or not minimum <= v <= maximum:
+            raise fail(f"must be an integer in [{minimum}, {maximum}], got {v!r}", field=key)
         return v
 
     version = d.get("version")
@@ -525,9 +528,9 @@ def _read_dump(d: Any, path: str | None) -> _RawModel:
             path=path,
             field="version",
         )
-    num_class = get_int("num_class", 1)
-    ntpi = get_int("num_tree_per_iteration", 1, default=num_class)
-    max_feature_idx = get_int("max_feature_idx", 0)
+    num_class = get_int("num_class", 1, MAX_OUTPUTS)
+    ntpi = get_int("num_tree_per_iteration", 1, MAX_OUTPUTS, default=num_class)
+    max_feature_idx = get_int("max_feature_idx", 0, MAX_FEATURE_IDX)
     n_features = max_feature_idx + 1
     names = d.get("feature_names")
     if names is not None:
