@@ -114,6 +114,8 @@ def check_parity(ens: Ensemble, est, X: np.ndarray, *, what: str = "", sparse: b
             stats["transform_ulp"] = max(stats["transform_ulp"], d)
         if leaf is not None:
             np.testing.assert_array_equal(ens.predict_leaf(M), leaf, f"{tag} leaf")
+        elif family(est) == "hgb":
+            check_hgb_leaves(ens, est, M, tag)
     if sparse:  # C6: absent sparse entries read as 0.0
         S = sp.csr_matrix(Xa[~np.isnan(Xa).any(axis=1)])  # sparse input may not hold NaN
         raw, _, leaf = sk_outputs(est, S)
@@ -127,6 +129,21 @@ def check_parity(ens: Ensemble, est, X: np.ndarray, *, what: str = "", sparse: b
         theirs = np.stack([t.apply(R32) for t in sk_trees(est)], axis=1)
         np.testing.assert_array_equal(ens.predict_leaf(X[~ok]), theirs, f"{what} rejected rows: tree_.apply")
     return stats
+
+
+def check_hgb_leaves(ens: Ensemble, est, X: np.ndarray, tag: str) -> None:
+    """HGB has no apply(): our leaf ids (node indices) must pick the value each of scikit-learn's
+    own tree predictors returns for the row."""
+    Xp = est._preprocess_X(X, reset=False)
+    known, f_idx_map = est._bin_mapper.make_known_categories_bitsets()
+    leaves = ens.predict_leaf(X)
+    t = 0
+    for preds in est._predictors:
+        for p in preds:
+            theirs = p.predict(Xp, known, f_idx_map, 1)
+            assert np.all(p.nodes["is_leaf"][leaves[:, t]] == 1), f"{tag} tree {t}: not a leaf"
+            assert_bit_equal(p.nodes["value"][leaves[:, t]], theirs, f"{tag} tree {t} leaf value")
+            t += 1
 
 
 def check_file(tmp_path: Path, est, background: np.ndarray, *, max_rows: int = 4000, **kw) -> Ensemble:
@@ -232,6 +249,19 @@ def test_extra_tree_single(tmp_path, binary):
     Xtr, ytr, Xte = binary
     est = T.ExtraTreeClassifier(max_depth=9, random_state=4).fit(Xtr, ytr)
     check_file(tmp_path, est, Xte)
+
+
+def test_integer_input_cast_straight_to_float32(tmp_path):
+    """int64 input is cast to float32 in one rounding (2**24 + 1 -> 2**24), as check_array does."""
+    rng = np.random.default_rng(0)
+    X = (2**24 + rng.integers(-40, 40, size=(600, 3))).astype(np.int64)
+    y = (X[:, 0] % 7).astype(float) + X[:, 1] % 2
+    est = T.DecisionTreeRegressor(max_depth=8, random_state=0).fit(X, y)
+    path, model = reload(tmp_path, est)
+    ens = load_model(path)
+    Xt = (2**24 + rng.integers(-50, 50, size=(400, 3))).astype(np.int64)
+    assert_bit_equal(ens.predict(Xt), model.predict(Xt), "int64 rows")
+    np.testing.assert_array_equal(ens.predict_leaf(Xt)[:, 0], model.apply(Xt))
 
 
 def test_float32_cast_and_nan_direction_are_load_bearing(tmp_path, rank_nan):
@@ -472,11 +502,14 @@ def test_hgb_early_stopping(tmp_path, rank):
 
 
 # --------------------------------------------------------------------------- files and formats
-def test_feature_names_from_dataframe(tmp_path, rank):
+@pytest.mark.parametrize("cls", [E.RandomForestRegressor, E.GradientBoostingRegressor])
+def test_feature_names_from_dataframe(tmp_path, rank, cls):
+    """C18: names from feature_names_in_; a DataFrame is bound by name, not position."""
     pd = pytest.importorskip("pandas")
     Xtr, ytr, Xte = rank
     cols = [f"f{i}" for i in range(Xtr.shape[1])]
-    est = E.RandomForestRegressor(n_estimators=3, max_depth=5, random_state=0, n_jobs=1)
+    kw = {"n_jobs": 1} if cls is E.RandomForestRegressor else {}
+    est = cls(n_estimators=3, max_depth=5, random_state=0, **kw)
     path, model = reload(tmp_path, est.fit(pd.DataFrame(Xtr, columns=cols), ytr))
     ens = load_model(path)
     assert ens.feature_names == cols
