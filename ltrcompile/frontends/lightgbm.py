@@ -196,12 +196,6 @@ def _parse_int(tok: str) -> int:
     return int(tok)
 
 
-def _parse_float(tok: str) -> float:
-    if not _FLOAT_RE.match(tok):
-        raise ValueError(f"{tok!r} is not a number")
-    return float(tok)
-
-
 # ============================================================================ text format
 class _TextReader:
     """Parses ``model_to_string()`` / ``save_model`` output into a :class:`_RawModel`."""
@@ -272,7 +266,7 @@ class _TextReader:
         else:
             sizes = None
 
-        trees, i = self.read_trees(i, n_features)
+        trees, i = self.read_trees(i)
         if sizes is not None and len(sizes) != len(trees):
             raise self.fail(
                 f"tree_sizes lists {len(sizes)} trees but the file holds {len(trees)}", field="tree_sizes"
@@ -305,7 +299,7 @@ class _TextReader:
         return v
 
     # ---------------------------------------------------------------- trees
-    def read_trees(self, i: int, n_features: int) -> tuple[list[_RawTree], int]:
+    def read_trees(self, i: int) -> tuple[list[_RawTree], int]:
         lines = self.lines
         trees: list[_RawTree] = []
         while True:
@@ -888,8 +882,9 @@ def _to_ensemble(
     if num_iteration is not None and num_iteration > 0:
         n_iter = min(num_iteration, n_iter)
     transform, tparams, note = _transform(raw.objective, K, path)
-    chosen = raw.trees[start * K : (start + n_iter) * K]
-    trees = [_tree_arrays(tr, start * K + i, n_features, path) for i, tr in enumerate(chosen)]
+    # every tree is checked, also those outside the chosen iterations: a corrupt file is an error
+    all_trees = [_tree_arrays(tr, i, n_features, path) for i, tr in enumerate(raw.trees)]
+    trees = all_trees[start * K : (start + n_iter) * K]
 
     names = raw.feature_names
     if feature_names is not None:
