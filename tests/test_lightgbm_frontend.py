@@ -2,7 +2,28 @@
 from its file, and our interpreter must reproduce the reloaded booster's raw scores, transformed
 scores and leaf indices bit for bit on real rows plus edge rows (float64, float32 and CSR input).
 Files written by lightgbm 3.3.5 (tests/data/lightgbm, see make_fixtures.py) carry 3.3.5's own
-predictions. Root causes from shared/docs/mismatch-root-causes.md are named where a test covers one.
+predictions. Root causes from shared/docs/mismatch-root-causes.md that apply to LightGBM:
+
+C1 no base score, intercept inside the first trees (start_iteration drops it): test_start_and_num_iteration
+C2 rows exactly on / one ulp (float32 and float64) beside every threshold: check_parity via edge_rows
+C3 thresholds round-trip (17 digits parsed exactly, IR JSON): test_ir_json_round_trip_is_exact, property test
+C4/C13 input casts (float32 rows, int arrays -> float32): check_parity, test_integer_input_cast_to_float32
+C5/C9 None/Zero/NaN missing types: test_missing_types, test_lightgbm_3_3_files[v3_multiclass_zero]
+C6 sparse vs dense (absent = 0, CSR keeps tiny values, CSC does not): check_parity, test_zero_band_dense_vs_csr
+C7 same rows as numpy/list/DataFrame/CSR/CSC/COO: test_input_kinds
+C10 categorical bitsets (left set, NaN/negative/huge codes right, pandas re-coding): test_categorical_*,
+    test_pandas_*
+C11 tree -> class = index % num_class, softmax / one-vs-all: test_multiclass, test_multiclassova
+C12 rf averaging by iterations used, raw not averaged: test_random_forest_*
+C13 DART (weights folded into saved leaves): test_dart
+C14 every objective raw + transformed, sigmoid alpha != 1: test_regression_objectives, test_binary*, ...
+C16 linear trees: test_linear_tree, test_lightgbm_3_3_files[v3_linear], property test
+C17 best_iteration / num_iteration: test_early_stopping_best_iteration, test_start_and_num_iteration
+C18 DataFrame columns bound by name: test_dataframe_columns_bound_by_name
+C19 +-inf thresholds (text) and the 1e300 clamp (dump JSON): test_infinite_thresholds
+C20 parity against the reloaded file; sigmoid parsed with LightGBM's Atof: everywhere, test_binary_sigmoid_*
+C21 double accumulation in tree order: bit-exact raw scores everywhere
+C22 NaN/inf everywhere, malformed files: edge rows, property and mutation tests
 """
 
 from __future__ import annotations
