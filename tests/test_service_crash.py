@@ -6,6 +6,7 @@ complete new version -- never a half-written one -- and serve LightGBM's exact s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -116,6 +117,7 @@ def test_kill_at_each_step_of_an_upload(point, want_versions, base_store, two_mo
     store, tf = fresh_copy(base_store, tmp_path)
     s = Server(store, "--token-file", str(tf), env={"LTRCOMPILE_CRASH_AT": point})
     try:
+        job_id = None
         try:
             r = s.client.post(
                 "/models/m/versions",
@@ -124,9 +126,18 @@ def test_kill_at_each_step_of_an_upload(point, want_versions, base_store, two_mo
                 headers=auth(),
             )
             assert r.status_code == 202, r.text
+            job_id = r.json()["id"]
         except httpx.HTTPError:
             pass  # killed before it could answer
-        rc = s.proc.wait(300)
+        deadline = time.monotonic() + 600
+        while s.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            if job_id is not None:
+                with contextlib.suppress(httpx.HTTPError):
+                    job = s.client.get(f"/jobs/{job_id}").json()
+                    if job["state"] == "failed":
+                        pytest.fail(f"the upload failed before reaching {point}: {job['error']}")
+        rc = s.proc.poll()
     finally:
         s.stop()
     assert rc == -signal.SIGKILL, f"server did not die at {point}: rc={rc}"
