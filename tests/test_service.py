@@ -57,12 +57,14 @@ class Server:
         cmd += ["--log-level", "warning", *args]
         self.log = log or store.parent / f"server-{self.port}.log"
         self._logfh = open(self.log, "wb")  # noqa: SIM115
+        # share compiled builds of identical models between the test servers
+        cache = os.environ.get("LTRCOMPILE_CACHE", str(Path.home() / ".cache" / "ltrcompile"))
         self.proc = subprocess.Popen(
             cmd,
             cwd=ROOT,
             stdout=self._logfh,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, "LTRCOMPILE_CACHE": cache, **(env or {})},
         )
         deadline = time.monotonic() + 90
         while True:

@@ -102,6 +102,8 @@ def serve_main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    # build cache of identical models inside the store: only this server writes there
+    os.environ.setdefault("LTRCOMPILE_CACHE", os.path.join(os.path.abspath(args.store), "cache"))
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

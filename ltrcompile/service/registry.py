@@ -88,7 +88,8 @@ def compile_scorer(ens: Any, out_dir: Path) -> Any:
         out_dir.mkdir(parents=True, exist_ok=True)
         ens.save(str(out_dir / "ir.json"))
         return _InterpreterScorer(ens)
-    return ltrcompile.compile(ens, str(out_dir), progress=False)
+    # one compiler process: the other core keeps serving while a model builds
+    return ltrcompile.compile(ens, str(out_dir), progress=False, jobs=1)
 
 
 def load_scorer(out_dir: Path) -> Any:
