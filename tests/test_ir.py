@@ -58,13 +58,13 @@ def trees(draw, leaf_dim: int = 1, rule: str = "xgboost"):
 def ensembles(draw):
     leaf_dim = draw(st.sampled_from([1, 1, 1, 3]))
     n_outputs = leaf_dim if leaf_dim > 1 else draw(st.sampled_from([1, 2]))
-    rule = draw(st.sampled_from(["xgboost", "lightgbm"]))
+    rule = draw(st.sampled_from(["xgboost", "lightgbm", "sklearn"]))
     ts = draw(st.lists(trees(leaf_dim, rule), min_size=1, max_size=5))
     n_trees = len(ts)
     tree_output = [0] * n_trees if leaf_dim > 1 else draw(
         st.lists(st.integers(0, n_outputs - 1), min_size=n_trees, max_size=n_trees)
     )
-    accumulate = draw(st.sampled_from(["float32", "float32_fused", "float64"]))
+    accumulate = draw(st.sampled_from(["float32", "float32_fused", "float64", "float64_kahan"]))
     weights = draw(st.lists(st.sampled_from([1.0, 0.1, 0.5, 2.0]), min_size=n_trees, max_size=n_trees))
     bags = draw(st.lists(st.integers(0, 1), min_size=n_trees, max_size=n_trees))
     return Ensemble.from_trees(
@@ -93,6 +93,7 @@ def _reference_raw(ens: Ensemble, row: np.ndarray) -> list[float]:
             x = [float(np.float32(v)) for v in x]
     x = [0.0 if (ens.input_zero_band > 0 and abs(v) <= ens.input_zero_band) else v for v in x]
     bags: dict[int, list[float]] = {}
+    kahan: dict[tuple[int, int], list[float]] = {}  # (bag, output) -> [sum, compensation, simple]
     for t in range(ens.n_trees):
         b = int(ens.tree_bag[t])
         acc = bags.setdefault(b, [float(ens.base_score[k]) if b == 0 else 0.0 for k in range(ens.n_outputs)])
@@ -108,6 +109,8 @@ def _reference_raw(ens: Ensemble, row: np.ndarray) -> list[float]:
                         valid = False
                     elif ens.categorical_rule == "xgboost":
                         valid = 0 <= v < 2**24
+                    elif ens.categorical_rule == "sklearn":
+                        valid = 0 <= v < 2**31 and v == math.trunc(v)
                     else:
                         valid = -1 < v < 2**31
                     cats = set(ens.categories[ens.cat_begin[n] : ens.cat_end[n]].tolist())
@@ -130,13 +133,23 @@ def _reference_raw(ens: Ensemble, row: np.ndarray) -> list[float]:
             leaf = float(ens.leaf_value[n, j if ens.leaf_dim > 1 else 0])
             if ens.accumulate == "float64":
                 acc[k] = acc[k] + leaf * w
+            elif ens.accumulate == "float64_kahan":  # Java DoubleStream.sum over [start, terms...]
+                st_ = kahan.setdefault((b, k), [acc[k], 0.0, acc[k]])
+                y = leaf * w - st_[1]
+                t_ = st_[0] + y
+                st_[1] = (t_ - st_[0]) - y
+                st_[0] = t_
+                st_[2] += leaf * w
+                r = st_[0] - st_[1]
+                acc[k] = st_[2] if (math.isnan(r) and math.isinf(st_[2])) else r
             elif ens.accumulate == "float32":
                 acc[k] = float(np.float32(np.float32(acc[k]) + np.float32(np.float32(leaf) * np.float32(w))))
             else:
                 acc[k] = float(np.float32(float(np.float32(acc[k])) + leaf * w))
-    raw = [float(np.float32(v)) if ens.accumulate != "float64" else v for v in bags.get(0, list(ens.base_score))]
+    f32 = ens.accumulate in ("float32", "float32_fused")
+    raw = [float(np.float32(v)) if f32 else v for v in bags.get(0, list(ens.base_score))]
     for b in sorted(k for k in bags if k != 0):
-        raw = [r + float(np.float32(v)) if ens.accumulate != "float64" else r + v for r, v in zip(raw, bags[b], strict=True)]
+        raw = [r + float(np.float32(v)) if f32 else r + v for r, v in zip(raw, bags[b], strict=True)]
     return raw
 
 
