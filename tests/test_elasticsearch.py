@@ -389,3 +389,59 @@ def test_native_node_errors_are_located():
     with pytest.raises(ModelFormatError) as e:
         es.from_native_document(doc, path="m.json")
     assert (e.value.tree, e.value.node, e.value.field, e.value.path) == (0, 2, "leaf_value", "m.json")
+
+
+# ============================================================================ fuzzing
+_SMALL_DUMP = [
+    {"nodeid": 0, "depth": 0, "split": "a", "split_condition": 0.5, "yes": 1, "no": 2, "missing": 1,
+     "children": [{"nodeid": 1, "leaf": 0.25}, {"nodeid": 2, "depth": 1, "split": "b", "split_condition": -1.5,
+                                                 "yes": 3, "no": 4, "missing": 4,
+                                                 "children": [{"nodeid": 3, "leaf": -1.0}, {"nodeid": 4, "leaf": 2.0}]}]},
+    {"nodeid": 0, "leaf": 0.125},
+]
+
+
+def test_small_dump_hand_checked():
+    ens = es.from_object(createmodel("model/xgboost+json", _SMALL_DUMP), feature_set=["a", "b"])
+    X = np.array([[0.4, 0.0], [0.5, -2.0], [0.5, -1.5], [np.nan, 9.0], [0.7, np.nan]])
+    # row 0: a<0.5 -> 0.25; row 1: b<-1.5 -> -1; row 2: b not < -1.5 -> 2; row 3: a missing -> yes;
+    # row 4: b missing -> node 4 (no); every row + 0.125 (float32 sums)
+    assert ens.predict(X).tolist() == [0.375, -0.875, 2.125, 0.375, 2.125]
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(cut=st.integers(0, 400), junk=st.sampled_from(['"', "{", "}", "]", ",", "1e999", "NaN", '"nodeid":', "-", "true", "null", "[]"]))
+def test_corrupted_documents_raise_typed_errors(cut, junk):
+    text = json.dumps(createmodel("model/xgboost+json", _SMALL_DUMP))
+    bad = text[:cut] + junk + text[cut:]
+    try:
+        doc = json.loads(bad)
+    except ValueError:
+        doc = bad
+    try:
+        if isinstance(doc, str):
+            es.from_ltr_document(es._decode(doc, es._Src(None)), feature_set=["a", "b"])
+        else:
+            es.from_ltr_document(doc, feature_set=["a", "b"])
+    except (ModelFormatError, UnsupportedModelError):
+        pass
+
+
+@settings(max_examples=150, deadline=None)
+@given(node=st.integers(0, 2), key=st.sampled_from(["left_child", "right_child", "split_feature", "threshold", "leaf_value",
+                                                     "decision_type", "default_left"]),
+       value=st.one_of(st.integers(-3, 5), st.floats(allow_nan=False), st.text(max_size=3), st.none(), st.booleans(),
+                       st.lists(st.floats(allow_nan=False), max_size=2)))
+def test_mutated_native_trees_raise_typed_errors(node, key, value):
+    doc = _one_split("lte", 1.0)
+    doc["trained_model"]["tree"]["tree_structure"][node][key] = value
+    try:
+        ens = es.from_native_document(doc)
+    except (ModelFormatError, UnsupportedModelError):
+        return
+    out = ens.predict(np.array([[0.0], [2.0], [np.nan]]))
+    assert np.all(np.isfinite(out))

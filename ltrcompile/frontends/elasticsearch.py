@@ -170,17 +170,6 @@ def _int(v: Any, src: _Src, what: str, **where: Any) -> int:
     return i
 
 
-def _plain(v: Any) -> Any:
-    """Decoded JSON with number texts turned into Python numbers (for re-serialising)."""
-    if isinstance(v, _Num):
-        return int(v) if re.fullmatch(r"-?\d+", v) else float(v)
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_plain(x) for x in v]
-    return v
-
-
 def _obj(v: Any, src: _Src, what: str, **where: Any) -> dict[str, Any]:
     if not isinstance(v, dict):
         raise src.err(f"{what} must be a JSON object; got {type(v).__name__}", **where)
