@@ -172,6 +172,18 @@ def test_raw_json_leaf_choices(xgb_ranker):
     assert_bit_equal(ens.predict(Xt), xgb_margin(alt_bst, Xt), "base_weights leaves")
 
 
+def test_raw_json_inline_definition_is_detected_as_es_ltr(tmp_path, xgb_ranker):
+    # an inline save_model JSON inside the plugin document must not look like an XGBoost file
+    bst, Xt = xgb_ranker
+    raw = json.loads(bytes(bst.save_raw("json")))
+    p = tmp_path / "raw_inline.json"
+    p.write_text(json.dumps(createmodel("model/xgboost+json+raw", raw)))
+    assert detect_format(str(p)) == "es-ltr"
+    q = tmp_path / "plain.json"
+    q.write_text(json.dumps(raw))
+    assert detect_format(str(q)) == "xgboost-json"
+
+
 def test_raw_json_plugin_checks(xgb_ranker):
     bst, _ = xgb_ranker
     raw = json.loads(bytes(bst.save_raw("json")))

@@ -1161,7 +1161,11 @@ def sniff(head: bytes, path: str) -> list[str]:
         return ["xgboost-ubj"]
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith(b"{"):
-        if re.search(rb'"learner"\s*:\s*\{', text):
+        # XGBoost writes "learner" (and "version") at the top level; a document that merely embeds
+        # a model (e.g. an Elasticsearch LTR "definition") is not an XGBoost file
+        if re.match(rb'\{\s*"(learner|version)"\s*:', text) or (
+            re.search(rb'"learner"\s*:\s*\{', text) and b'"definition"' not in text
+        ):
             return ["xgboost-json"]
         if _DUMP_WRAPPER.match(text) and b"nodeid" in text:
             return ["xgboost-dump"]
