@@ -49,6 +49,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-call-s", type=float, default=None, help="skip an engine in a cell above this per call")
     ap.add_argument("--cache", type=Path, default=models.DEFAULT_CACHE, help="trained-model cache directory")
     ap.add_argument("--workdir", type=Path, default=None, help="keep build outputs here (default: temp, removed)")
+    ap.add_argument("--rebuild", action="store_true",
+                    help="rebuild treelite/lleaves artifacts instead of reusing (and re-reporting) cached builds")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     ap.add_argument("--list", action="store_true", help="list models and engines, then exit")
     return ap
@@ -90,6 +92,7 @@ def config_from(args: argparse.Namespace) -> Config:
     cfg.cache = args.cache
     cfg.workdir = args.workdir
     cfg.keep_builds = args.workdir is not None
+    cfg.reuse_builds = not args.rebuild
     return cfg
 
 

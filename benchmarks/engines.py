@@ -50,6 +50,7 @@ class Engine:
     modules: tuple[str, ...] = ()
     libraries: tuple[str, ...] | None = None  # source libraries it can score; None = all
     build_kind: str | None = None
+    cache_builds = False  # peer compilers: reuse a cached build between runs (their code does not change)
     note = ""
     single_thread_only = False
 
@@ -66,6 +67,16 @@ class Engine:
 
     def build_spec(self, bm: BenchModel, workdir: Path) -> dict[str, Any] | None:
         return None
+
+    def build_fingerprint(self) -> str:
+        """Short hash of what a cached build depends on: module versions and the C compiler."""
+        import hashlib
+
+        from .machine import compiler, versions
+
+        v = versions()
+        blob = repr([(m, v.get(m)) for m in ("treelite", "tl2cgen", "lleaves", "llvmlite")]) + compiler()
+        return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
     def load(self, bm: BenchModel, build: dict[str, Any] | None) -> None:
         raise NotImplementedError
@@ -155,6 +166,7 @@ class Treelite(Engine):
     modules = ("treelite", "tl2cgen")
     libraries = ("xgboost", "lightgbm", "sklearn")
     build_kind = "treelite"
+    cache_builds = True
     note = ("treelite frontend -> tl2cgen C (parallel_comp = 2 x cores) -> gcc -O3 .so; "
             "Predictor(nthread=n).predict(DMatrix(X), pred_margin=True), DMatrix inside the timer")
 
@@ -199,6 +211,7 @@ class Lleaves(Engine):
     modules = ("lleaves",)
     libraries = ("lightgbm",)
     build_kind = "lleaves"
+    cache_builds = True
     note = "lleaves.Model(model_file).compile(raw_score=True) (LLVM); predict(X, n_jobs=n), float64"
 
     def build_spec(self, bm: BenchModel, workdir: Path) -> dict[str, Any]:
@@ -224,7 +237,12 @@ class LtrInterpreter(Engine):
     ours = True
     modules = ("ltrcompile",)
     single_thread_only = True
-    note = "Ensemble.predict(X, raw_score=True): the vectorised numpy reference interpreter (single-threaded)"
+    max_batch = 10_000  # a reference, not a contender: larger batches only cost run time
+    note = ("Ensemble.predict(X, raw_score=True): the vectorised numpy reference interpreter "
+            "(single-threaded; batches up to 10,000)")
+
+    def accepts(self, label: str, batch: int, threads: int) -> bool:
+        return threads == 1 and batch <= self.max_batch
 
     def unsupported(self, bm: BenchModel) -> str | None:
         return bm.ir_error

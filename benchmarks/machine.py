@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib
+import importlib.metadata
 import os
 import platform
 import re
@@ -89,6 +90,9 @@ def compiler() -> str:
     return first[0] if first else f"{cc}: not found"
 
 
+DISTRIBUTIONS = {"sklearn": "scikit-learn"}
+
+
 def versions() -> dict[str, str]:
     out: dict[str, str] = {"python": platform.python_version()}
     for name in LIBRARIES:
@@ -97,7 +101,13 @@ def versions() -> dict[str, str]:
         except Exception as exc:  # noqa: BLE001 -- any import failure means "not available"
             out[name] = f"not available ({type(exc).__name__})"
             continue
-        out[name] = str(getattr(mod, "__version__", "?"))
+        ver = getattr(mod, "__version__", None)
+        if ver is None:
+            try:
+                ver = importlib.metadata.version(DISTRIBUTIONS.get(name, name))
+            except importlib.metadata.PackageNotFoundError:
+                ver = "?"
+        out[name] = str(ver)
     return out
 
 

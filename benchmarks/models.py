@@ -129,6 +129,11 @@ def _key(spec: ModelSpec, ds: datasets.Dataset, version: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def file_key(path: Path) -> str:
+    """Content hash of a model file (for files the zoo does not train, e.g. RankLib's)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
 def _lib_version(lib: str) -> str:
     import importlib
 

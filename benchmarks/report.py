@@ -107,9 +107,15 @@ def _engine_order(result: dict[str, Any], rows: list[dict[str, Any]]) -> list[st
                                         names.index(n)))
 
 
+def _cell(text: str) -> str:
+    """One Markdown table cell: a single line, pipes escaped."""
+    text = " ".join(str(text).split())
+    return text.replace("|", "\\|").replace("\\\\|", "\\|")
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
+    out += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
     return out
 
 
@@ -138,7 +144,7 @@ def markdown(result: dict[str, Any], image_names: dict[str, str] | None = None) 
                       str(mod.get("max_depth", "-")), str(mod["n_features"]), mod["data"], mod["purpose"]])
     lines += _table(["model", "library", "trees", "leaves", "max depth", "features", "data", "purpose"], mrows)
     for s in result.get("skipped_models", []):
-        lines.append(f"\nSkipped model `{s['id']}`: {s['reason']}")
+        lines.append(f"\nSkipped model `{s['id']}`: {_cell(s['reason'])}")
 
     lines += ["", "## Correctness gate (raw output vs the source library)", ""]
     grows = []
@@ -152,7 +158,7 @@ def markdown(result: dict[str, Any], image_names: dict[str, str] | None = None) 
     skipped = [c for c in result["cells"] if c.get("batch") is None and c["status"] != "gate-failed"]
     if skipped:
         lines += ["", "Engines not run:", ""]
-        lines += [f"- `{c['model']}` / {c['engine']}: {c['status']} -- {c['reason']}" for c in skipped]
+        lines += [f"- `{c['model']}` / {c['engine']}: {c['status']} -- {_cell(c['reason'])}" for c in skipped]
 
     if result["builds"]:
         lines += ["", "## Builds (each in a fresh subprocess)", ""]
@@ -165,9 +171,10 @@ def markdown(result: dict[str, Any], image_names: dict[str, str] | None = None) 
                 f"{ph.get('compile_s', 0):.2f}", f"{b['total_s']:.2f}",
                 f"{b['peak_rss_mib']:.0f} / {b['peak_tree_rss_mib']:.0f}",
                 f"{b['artifact_bytes'] / 1024:,.0f}", f"{(b.get('load_s') or 0) * 1000:.1f}",
+                f"reused ({b.get('built_at', '?')})" if b.get("reused") else "this run",
             ])
         lines += _table(["model", "engine", "nodes", "codegen s", "compile s", "total s",
-                         "peak RSS MiB (process / tree)", "artifact KiB", "load ms"], brows)
+                         "peak RSS MiB (process / tree)", "artifact KiB", "load ms", "measured"], brows)
 
     sp = {(s["model"], s["threads"], s["batch"]): s for s in speedups(result)}
     rows = timed_rows(result)
@@ -256,23 +263,27 @@ def plot_latency(result: dict[str, Any], model: str, path: Path) -> Path | None:
     threads = sorted({r["threads"] for r in rows})
     fig, axes = plt.subplots(1, len(threads), figsize=(6.2 * len(threads), 4.4), squeeze=False, sharey=True)
     names = _engine_order(result, rows)
+    colors = plt.get_cmap("tab10").colors
+    handles: dict[str, Any] = {}
     for ax, t in zip(axes[0], threads, strict=True):
-        for n in names:
+        for i, n in enumerate(names):
             pts = sorted((r["batch"], r["median_us"]) for r in rows if r["engine"] == n and r["threads"] == t)
             if not pts:
                 continue
             xs, ys = zip(*pts, strict=True)
             ours = n.startswith("ltrcompile")
-            ax.plot(xs, ys, marker="o" if ours else ".", linewidth=2.2 if ours else 1.2,
-                    linestyle="-" if ours else "--", label=n, markersize=4)
+            (line,) = ax.plot(xs, ys, marker="o" if ours else "s", linewidth=2.2 if ours else 1.2,
+                              linestyle="-" if ours else "--", label=n, markersize=4, color=colors[i % 10])
+            handles.setdefault(n, line)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("batch size (rows per call)")
         ax.set_title(f"{model}, {t} thread{'s' if t > 1 else ''}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].set_ylabel("median time per call (us)")
-    axes[0][-1].legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
+    fig.legend(list(handles.values()), list(handles), fontsize=7, loc="lower center",
+               ncol=min(4, len(handles)), frameon=False)
+    fig.tight_layout(rect=(0, 0.06 * ((len(handles) + 3) // 4), 1, 1))
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
