@@ -801,3 +801,91 @@ def test_ranklib_lambdamart_scores_are_ranklibs(served):
     r = c.post("/models/lambdamart/rescore", json={"hits": hits, "window_size": 40})
     got = {h["id"]: h["model_score"] for h in r.json()["hits"]}
     assert all(bits(got[i]) == bits(f32(scores[i])) for i in range(40))
+
+
+def test_es_ltr_plugin_linear_model_with_normalizers(served):
+    """An ES LTR plugin model document (model/linear + feature_normalizers) bound to a feature set."""
+    from ltrcompile.frontends import formats
+
+    if "es-ltr" not in formats():
+        pytest.skip("Elasticsearch frontend not available")
+    c = served.client
+    fs = {
+        "featureset": {
+            "name": "movie_features",
+            "features": [
+                {
+                    "name": "title_query",
+                    "params": ["keywords"],
+                    "template": {"match": {"title": "{{keywords}}"}},
+                },
+                {
+                    "name": "body_query",
+                    "params": ["keywords"],
+                    "template": {"match": {"overview": "{{keywords}}"}},
+                },
+                {"name": "release_year", "default": 0},
+            ],
+        }
+    }
+    assert c.put("/featuresets/movie_features", json=fs, headers=auth()).status_code == 201
+    weights = {"title_query": 0.7, "body_query": 0.31, "release_year": -0.25}
+    doc = {
+        "model": {
+            "name": "linear_movies",
+            "model": {
+                "type": "model/linear",
+                "definition": weights,
+                "feature_normalizers": {
+                    "release_year": {"standard": {"mean": 1970, "standard_deviation": 30}}
+                },
+            },
+        }
+    }
+    import json as _json
+
+    r = c.post(
+        "/models/linear_movies/versions",
+        params={"featureset": "movie_features", "wait": "true"},
+        content=_json.dumps(doc).encode(),
+        headers=auth(),
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["format"] == "es-ltr"
+    rows = [(9.5, 3.25, 1999.0), (0.0, 12.0, 1950.0), (1.5, None, None)]
+    hits = [
+        {
+            "id": i,
+            "score": 10.0 - i,
+            "features": {k: v for k, v in zip(weights, row, strict=True) if v is not None},
+        }
+        for i, row in enumerate(rows)
+    ]
+    r = c.post(
+        "/models/linear_movies/rescore",
+        json={"hits": hits, "window_size": 3, "score_mode": "total"},
+    )
+    assert r.status_code == 200, r.text
+    got = {h["id"]: h for h in r.json()["hits"]}
+    for i, row in enumerate(rows):
+        # the plugin, by hand: unmatched = 0 (feature default), normalize in float32, float32 w*x sums
+        vals = [0.0 if v is None else v for v in row]
+        vals[2] = f32(f32(f32(vals[2]) - f32(1970.0)) / f32(30.0))
+        score = 0.0
+        for w, x in zip(weights.values(), vals, strict=True):
+            score = f32(score + f32(f32(w) * f32(x)))
+        assert bits(got[i]["model_score"]) == bits(score), (i, got[i], score)
+        assert bits(got[i]["score"]) == bits(f32(f32(10.0 - i) + score))
+    # normalizing the same feature twice (model and feature set) is refused
+    fs2 = {
+        "features": ["title_query", "body_query", "release_year"],
+        "feature_normalizers": {"release_year": {"min_max": {"minimum": 1900, "maximum": 2030}}},
+    }
+    assert c.put("/featuresets/movie_norm", json=fs2, headers=auth()).status_code == 201
+    r = c.post(
+        "/models/linear_movies/versions",
+        params={"featureset": "movie_norm", "wait": "true"},
+        content=_json.dumps(doc).encode(),
+        headers=auth(),
+    )
+    _err(r, 422, "normalize ['release_year']")

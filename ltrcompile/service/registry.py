@@ -389,6 +389,15 @@ class Registry:
             raise RescoreInputError(
                 f"the model has {ens.n_outputs} outputs; rescoring needs one score per hit"
             )
+        if ens.normalizers and fs.normalizers:
+            model_norm = {
+                ens.feature_names[n["feature"]] for n in ens.normalizers if ens.feature_names
+            }
+            both = sorted(model_norm & set(fs.normalizers))
+            if both:
+                raise RescoreInputError(
+                    f"both the model and feature set {fs.name!r} normalize {both[:5]}; keep one"
+                )
         # RankLib files only know the largest feature id used: bind them to a prefix of the set
         allow_fewer = fmt == "ranklib" or binding == "position"
         cols, how = bind_columns(ens.feature_names, ens.n_features, fs, binding, allow_fewer)
@@ -432,19 +441,11 @@ def _client_fault(exc: BaseException) -> bool:
 
 
 def _loader_options(fmt: str, fs: FeatureSet, options: dict[str, Any]) -> dict[str, Any]:
-    """Options for the frontend: ES LTR definitions name features, so they get the set's names."""
+    """Options for the frontend: an ES LTR plugin model takes its feature set from the binding
+    (as the plugin's ``_createmodel`` copies the set into the model)."""
     opts = dict(options)
-    if fmt.startswith("es") and "feature_names" not in opts:
-        import inspect
-
-        from ..frontends import formats
-
-        try:
-            params = inspect.signature(formats()[fmt]).parameters
-        except (TypeError, ValueError):
-            params = {}
-        if "feature_names" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
-            opts["feature_names"] = list(fs.features)
+    if fmt == "es-ltr" and "feature_set" not in opts:
+        opts["feature_set"] = list(fs.features)
     return opts
 
 
