@@ -49,6 +49,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-call-s", type=float, default=None, help="skip an engine in a cell above this per call")
     ap.add_argument("--cache", type=Path, default=models.DEFAULT_CACHE, help="trained-model cache directory")
     ap.add_argument("--workdir", type=Path, default=None, help="keep build outputs here (default: temp, removed)")
+    ap.add_argument("--build-timeout", type=float, default=None,
+                    help="seconds one engine's build may take (default 420 full, 180 quick)")
     ap.add_argument("--rebuild", action="store_true",
                     help="rebuild treelite/lleaves artifacts instead of reusing (and re-reporting) cached builds")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -72,10 +74,11 @@ def config_from(args: argparse.Namespace) -> Config:
     cores = machine.n_cores()
     if args.quick:
         cfg = Config(quick=True, batches=(1, 100, 10_000), threads=tuple(sorted({1, cores})),
-                     budget=protocol.Budget(seconds=0.08, min_reps=5, max_reps=1000, warmup=2, max_call_s=2.0))
+                     budget=protocol.Budget(seconds=0.08, min_reps=5, max_reps=1000, warmup=2, max_call_s=2.0),
+                     build_timeout_s=180.0)
     else:
         cfg = Config(quick=False, threads=tuple(sorted({1, cores})),
-                     budget=protocol.Budget(seconds=0.25, min_reps=10, max_reps=3000, warmup=3, max_call_s=6.0))
+                     budget=protocol.Budget(seconds=0.2, min_reps=10, max_reps=3000, warmup=3, max_call_s=3.0))
     cfg.model_ids = args.models
     cfg.engine_filter = args.engines
     if args.batches:
@@ -93,6 +96,8 @@ def config_from(args: argparse.Namespace) -> Config:
     cfg.workdir = args.workdir
     cfg.keep_builds = args.workdir is not None
     cfg.reuse_builds = not args.rebuild
+    if args.build_timeout is not None:
+        cfg.build_timeout_s = args.build_timeout
     return cfg
 
 

@@ -59,9 +59,9 @@ ZOO: tuple[ModelSpec, ...] = (
         500, "demo ranker (LightGBM lambdarank, 64 leaves)",
     ),
     ModelSpec(
-        "lgb-rank-1500x31", "lightgbm", "lambdarank",
+        "lgb-rank-1000x31", "lightgbm", "lambdarank",
         {"objective": "lambdarank", "num_leaves": 31, "learning_rate": 0.03, "min_data_in_leaf": 10},
-        1500, "large ranker: generated code beyond L2, compile time and memory",
+        1000, "large ranker: generated code beyond L2, compile time and memory",
     ),
     ModelSpec(
         "skl-rf-100-deep", "sklearn", "binary_classification",

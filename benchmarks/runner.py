@@ -34,7 +34,7 @@ class Config:
     batches: tuple[int, ...] = (1, 10, 100, 1_000, 10_000, 100_000)
     threads: tuple[int, ...] = (1,)
     budget: protocol.Budget = field(default_factory=protocol.Budget)
-    build_timeout_s: float = 900.0
+    build_timeout_s: float = 420.0  # per build; a peer compiler slower than this is reported as such
     cache: Path = models.DEFAULT_CACHE
     workdir: Path | None = None
     keep_builds: bool = False
@@ -251,6 +251,9 @@ class Runner:
             rec_path = cache_dir / "record.json"
             if rec_path.exists():
                 brec = json.loads(rec_path.read_text())
+                if brec.get("failed"):
+                    raise RuntimeError(f"{brec['failed']} (cached result of {brec.get('built_at', '?')}; "
+                                       "--rebuild to try again)")
                 if Path(brec["artifact"]).exists():
                     self.log(f"  {eng.name}: reusing the build measured on {brec.get('built_at', '?')} "
                              f"(total {brec['total_s']:.1f} s; --rebuild to measure again)")
@@ -265,9 +268,13 @@ class Runner:
             shutil.rmtree(cache_dir, ignore_errors=True)
         try:
             brec = build.run(spec_b, cfg.build_timeout_s, workdir / f"{eng.build_kind}.build.log")
-        except RuntimeError:
+        except RuntimeError as exc:
             if cache_dir is not None:
                 shutil.rmtree(cache_dir, ignore_errors=True)
+                if "did not finish" in str(exc):  # remember timeouts: retrying costs the same again
+                    cache_dir.mkdir(parents=True, exist_ok=True)
+                    (cache_dir / "record.json").write_text(json.dumps(
+                        {"failed": str(exc), "built_at": time.strftime("%Y-%m-%d %H:%M")}))
             raise
         brec["built_at"] = time.strftime("%Y-%m-%d %H:%M")
         brec["load_avg_after"] = machine.loadavg()
