@@ -50,6 +50,8 @@ EXIT_INTERNAL = 70
 
 #: file written into an artifact only after parity was verified; deployments should require it
 PARITY_MARKER = "parity.json"
+#: what compile-model built the artifact from (model path and sha256, options); always written
+BUILD_RECORD = "compile-model.json"
 
 EXIT_CODES_HELP = """\b
 Exit codes: 0 ok, 1 parity mismatch, 2 bad input (model, DATA, options,
@@ -325,6 +327,13 @@ def _require_toolchain() -> None:
             "the Cython backend (ltrcompile.backends.cython) is not part of this installation",
             EXIT_ENVIRONMENT,
         )
+    try:
+        from .backends.cython.toolchain import find_compiler
+    except ImportError:
+        pass
+    else:
+        find_compiler()  # raises CompilerNotFoundError (exit 4) with install instructions
+        return
     if find_c_compiler() is None:
         looked = ["$CC"] + (sysconfig.get_config_var("CC") or "").split()[:1]
         looked += [c for c in ("cc", "gcc", "clang") if c not in looked]
@@ -356,7 +365,7 @@ def _check_out_dir(out: Path) -> None:
 
 
 def _compile(ens: Any, out_dir: str, *, name: str | None, strategy: str | None, jobs: int | None,
-             raw_score: bool, progress: bool) -> Any:
+             cache: bool, progress: bool) -> Any:
     """Call the backend's ``compile`` with the options it accepts."""
     import inspect
 
@@ -365,6 +374,8 @@ def _compile(ens: Any, out_dir: str, *, name: str | None, strategy: str | None, 
     from .backends import cython as backend  # noqa: F401 - presence checked by _require_toolchain
 
     kwargs: dict[str, Any] = {"progress": progress}
+    if not cache:
+        kwargs["cache"] = False
     if strategy is not None:
         kwargs["strategy"] = strategy
     if jobs is not None:
@@ -375,11 +386,6 @@ def _compile(ens: Any, out_dir: str, *, name: str | None, strategy: str | None, 
     if name is not None:
         if "name" in accepts or var_kw:
             kwargs["name"] = name
-    if raw_score:
-        if "raw_score" in accepts or var_kw:
-            kwargs["raw_score"] = True
-        else:
-            raise CliError("--raw-score: this backend cannot compile raw-score scorers", EXIT_BAD_INPUT)
     try:
         return ltrcompile.compile(ens, out_dir, **kwargs)
     except TypeError as exc:
@@ -401,7 +407,10 @@ def _manifest(scorer: Any) -> dict[str, Any]:
 
 def _move_into_place(staging: Path, out: Path) -> None:
     """Replace ``out`` by ``staging`` (two renames on one filesystem; the old artifact is removed
-    only after the new one is in place)."""
+    only after the new one is in place). The directory gets the usual umask permissions."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
     old = None
     if out.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
@@ -410,6 +419,26 @@ def _move_into_place(staging: Path, out: Path) -> None:
     os.replace(staging, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_build_record(artifact: str) -> dict[str, Any]:
+    """``compile-model.json`` of an artifact ({} when absent or unreadable)."""
+    try:
+        with open(os.path.join(artifact, BUILD_RECORD), encoding="utf-8") as fh:
+            d = json.load(fh)
+        return d if isinstance(d, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def model_facts(ens: Any) -> dict[str, Any]:
@@ -469,6 +498,7 @@ def run_compile(
     index_base: str,
     keep_failed: bool,
     console: Console,
+    cache: bool = True,
 ) -> int:
     from .verify import verify
 
@@ -506,11 +536,25 @@ def run_compile(
         t_build = time.perf_counter()
         with console.phase("compiling"):
             scorer = _compile(
-                ens, str(staging), name=name, strategy=strategy, jobs=jobs, raw_score=raw_score,
+                ens, str(staging), name=name, strategy=strategy, jobs=jobs, cache=cache,
                 progress=not console.quiet,
             )
         build_s = time.perf_counter() - t_build
         manifest = _manifest(scorer)
+        record = {
+            "model": os.path.abspath(model),
+            "model_sha256": _sha256(model),
+            "format": facts["format"],
+            "ir_digest": facts["digest"],
+            "raw_score": raw_score,
+            "options": {
+                "name": name, "format": fmt, "feature_names": feature_names,
+                "num_iteration": num_iteration, "strategy": strategy, "jobs": jobs,
+                "verify": list(verify_data), "no_verify": not do_verify, "atol": atol, "cache": cache,
+            },
+            "notes": notes,
+        }
+        (staging / BUILD_RECORD).write_text(json.dumps(_jsonable(record), indent=2) + "\n")
         report = None
         if do_verify:
             from .datafiles import DataSet
@@ -532,7 +576,9 @@ def run_compile(
                 "artifact": str(out_path),
                 "strategy": manifest.get("strategy", strategy or "auto"),
                 "jobs": jobs,
+                "raw_score": raw_score,
                 "seconds": round(build_s, 3),
+                "module": manifest.get("module"),
                 "manifest": manifest,
             },
             "parity": report.to_dict() if report is not None else None,
@@ -875,9 +921,10 @@ _compile_options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     click.option("--format", "fmt", default="auto", show_default=True, help="Model format; auto-detected from the content."),
     click.option("--feature-names", type=click.Path(dir_okay=False), help="File with one feature name per line (default: the model's own)."),
     click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (0: all; default: the saved best iteration)."),
-    click.option("--raw-score", is_flag=True, help="Compile a scorer that returns raw margins (no output transform)."),
+    click.option("--raw-score", is_flag=True, help="Mark the artifact for raw margins: `ltrcompile score` then defaults to them."),
     click.option("--strategy", help="Code-generation strategy (backend-specific; default: auto)."),
     click.option("--jobs", type=click.IntRange(min=1), help="Parallel C compiler jobs."),
+    click.option("--no-cache", is_flag=True, help="Always build; never reuse an identical cached build."),
     click.option("--verify", "verify_data", multiple=True, metavar="DATA", type=click.Path(dir_okay=False), help="Also verify on these rows (svmlight/LETOR, CSV with header, .npy); repeatable."),
     click.option("--no-verify", is_flag=True, help="Skip parity verification (the artifact then gets no " + PARITY_MARKER + ")."),
     click.option("--atol", type=float, default=1e-6, show_default=True, help="Largest accepted |difference| of scores."),
@@ -932,6 +979,7 @@ def _compile_callback(**kw: Any) -> int:
         index_base=kw["index_base"],
         keep_failed=kw["keep_failed"],
         console=console,
+        cache=not kw["no_cache"],
     )
 
 
@@ -1029,20 +1077,22 @@ Examples:
 @click.argument("data", type=click.Path(dir_okay=False, path_type=str))
 @click.option("-o", "--output", help="Output file (.tsv, .csv or .json by extension; default: stdout).")
 @click.option("--output-format", type=click.Choice(["tsv", "csv", "json"]), help="Force the output format.")
-@click.option("--raw-score", is_flag=True, help="Raw margins instead of transformed outputs.")
+@click.option("--raw-score/--transformed", default=None, help="Raw margins or transformed outputs (default: transformed; for an artifact, as compiled).")
 @click.option("--format", "fmt", default="auto", show_default=True, help="Model format (model files only).")
 @click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (model files only; 0: all).")
 @click.option("--index-base", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True, help="svmlight feature index base.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_common
 def score_command(
-    target: str, data: str, output: str | None, output_format: str | None, raw_score: bool,
+    target: str, data: str, output: str | None, output_format: str | None, raw_score: bool | None,
     fmt: str, num_iteration: int | None, index_base: str, quiet: bool, debug: bool,
 ) -> int:
     console = Console(quiet=quiet)
     if not os.path.exists(target):
         raise CliError(f"file {target}: no such file or artifact directory")
     ens, scorer, kind = _load_scorer(target, fmt, num_iteration, console)
+    if raw_score is None:
+        raw_score = bool(kind == "compiled" and read_build_record(target).get("raw_score"))
     ds = _read_data(data, ens, index_base)
     if output and output != "-":
         parent = os.path.dirname(os.path.abspath(output))
@@ -1095,12 +1145,19 @@ def verify_command(
     if not os.path.isdir(artifact):
         raise CliError(f"artifact {artifact}: not a directory (expected an artifact written by compile-model)")
     art_ens, scorer = load_artifact(artifact)
+    record = read_build_record(artifact)
+    opts = record.get("options") or {}
     if num_iteration is None:
-        num_iteration = _artifact_iterations(art_ens)
+        num_iteration = opts["num_iteration"] if "num_iteration" in opts else _artifact_iterations(art_ens)
     with console.phase(f"reading {model}"):
         ens, notes = load_for_cli(model, fmt=fmt, num_iteration=num_iteration)
+    if opts.get("feature_names") and art_ens.feature_names and ens.n_features == art_ens.n_features:
+        _set_names(ens, art_ens.feature_names, opts["feature_names"])  # as compile-model named them
     for n in notes:
         console.note(n)
+    if record.get("model_sha256") and os.path.isfile(model) and record["model_sha256"] != _sha256(model):
+        notes.append(f"{model} is not the file the artifact was compiled from ({record.get('model')})")
+        console.note(notes[-1])
     if ens.digest() != art_ens.digest():
         notes.append(
             "the artifact was compiled from a different IR than this model reads as "

@@ -383,52 +383,164 @@ def _from_object(obj: Any, ens: Ensemble) -> NativeModel:
     raise NativeUnavailable(f"no native predictor for a {type(obj).__qualname__}")
 
 
-def native_model(source: Any, ens: Ensemble) -> NativeModel:
-    """The source library's predictor for ``source`` (a model path or in-memory model).
+def _native_library(path: str, ens: Ensemble) -> str:
+    """Which library scores this file natively (``lightgbm``, ``xgboost``, ``pickle``), or raise
+    :class:`NativeUnavailable` saying why there is none. Imports nothing."""
+    import importlib.util
 
-    Raises :class:`NativeUnavailable` with a user-facing reason when there is none.
-    """
+    fmt = str(ens.provenance.get("format", ""))
+    lib = None
+    if fmt == "lightgbm-text":
+        lib = "lightgbm"
+    elif fmt in ("xgboost-json", "xgboost-ubj"):
+        lib = "xgboost"
+    elif fmt in ("lightgbm-json", "xgboost-dump"):
+        raise NativeUnavailable(
+            f"{fmt.split('-')[0]} cannot load its own dump output ({fmt}); compared with the interpreter only"
+        )
+    elif fmt.startswith("ranklib"):
+        raise NativeUnavailable("RankLib is a Java program with no Python library; compared with the interpreter only")
+    elif fmt.startswith(("es-", "elasticsearch", "o19s", "opensearch")):
+        raise NativeUnavailable("Elasticsearch models have no Python predictor; compared with the interpreter only")
+    elif fmt == "ltrcompile-ir":
+        raise NativeUnavailable("the source is an ltrcompile IR file: no library to compare with")
+    elif "pickle" in fmt or "joblib" in fmt or "sklearn" in fmt:
+        return "pickle"
+    if lib is None:
+        raise NativeUnavailable(f"no native predictor for the {fmt or 'unknown'} format")
+    if importlib.util.find_spec(lib) is None:
+        raise NativeUnavailable(
+            f"{lib} is not installed, so the model was not compared with its own library (pip install {lib})"
+        )
+    return lib
+
+
+def native_model(source: Any, ens: Ensemble) -> NativeModel:
+    """The source library's predictor for ``source`` (a model path or in-memory model), in this
+    process. Raises :class:`NativeUnavailable` with a user-facing reason when there is none."""
     if isinstance(source, Ensemble):
         raise NativeUnavailable("the source is an ltrcompile IR: no library to compare with")
     if not isinstance(source, str | os.PathLike):
         return _from_object(source, ens)
     path = os.fspath(source)
-    fmt = str(ens.provenance.get("format", ""))
+    lib = _native_library(path, ens)
+    if lib == "lightgbm":
+        import lightgbm
+
+        return _lightgbm_native(lightgbm.Booster(model_file=path), ens)
+    if lib == "xgboost":
+        import xgboost
+
+        return _xgboost_native(xgboost.Booster(model_file=path), ens)
     try:
-        if fmt == "lightgbm-text":
-            import lightgbm
+        import joblib
 
-            return _lightgbm_native(lightgbm.Booster(model_file=path), ens)
-        if fmt in ("xgboost-json", "xgboost-ubj"):
-            import xgboost
+        obj = joblib.load(path)
+    except ImportError:
+        import pickle
 
-            return _xgboost_native(xgboost.Booster(model_file=path), ens)
-    except ImportError as exc:
-        raise NativeUnavailable(
-            f"{exc.name} is not installed, so the model was not compared with its own library "
-            f"(pip install {exc.name})"
-        ) from None
-    if fmt in ("lightgbm-json", "xgboost-dump"):
-        lib = fmt.split("-")[0]
-        raise NativeUnavailable(f"{lib} cannot load its own dump output ({fmt}); compared with the interpreter only")
-    if fmt.startswith("ranklib"):
-        raise NativeUnavailable("RankLib is a Java program with no Python library; compared with the interpreter only")
-    if fmt.startswith(("es", "elasticsearch", "o19s", "opensearch")):
-        raise NativeUnavailable("Elasticsearch LTR models have no Python predictor; compared with the interpreter only")
-    if fmt == "ltrcompile-ir":
-        raise NativeUnavailable("the source is an ltrcompile IR file: no library to compare with")
-    if "pickle" in fmt or "joblib" in fmt or "sklearn" in fmt:
+        with open(path, "rb") as fh:
+            obj = pickle.load(fh)  # noqa: S301 - the user's own model, already unpickled by the frontend
+    return _from_object(obj, ens)
+
+
+def _native_predictions(nat: NativeModel, Xs: list[np.ndarray]) -> dict[str, Any]:
+    """``what -> (values, rows_used)``, None (no such prediction) or an error string."""
+    out: dict[str, Any] = {}
+    for what in ("raw", "output", "leaf"):
+        fn = getattr(nat, what)
+        if fn is None:
+            out[what] = None
+            continue
         try:
-            import joblib
+            parts = [fn(X) for X in Xs]
+            out[what] = (
+                np.concatenate([np.asarray(p[0]) for p in parts]),
+                np.concatenate([np.asarray(p[1], bool) for p in parts]),
+            )
+        except Exception as exc:  # noqa: BLE001 - the library failed to run: reported, not fatal
+            out[what] = f"{type(exc).__name__}: {exc}"
+    return out
 
-            obj = joblib.load(path)
-        except ImportError:
-            import pickle
 
-            with open(path, "rb") as fh:
-                obj = pickle.load(fh)  # noqa: S301 - the user's own model, already unpickled by the frontend
-        return _from_object(obj, ens)
-    raise NativeUnavailable(f"no native predictor for the {fmt or 'unknown'} format")
+_WORKER = "import sys; from ltrcompile.verify import _worker_main; sys.exit(_worker_main(sys.argv[1:]))"
+
+
+def _worker_main(argv: list[str]) -> int:
+    """Child process of :func:`_isolated_predictions`: load the source with its library, predict."""
+    import json
+
+    d = argv[0]
+    with open(os.path.join(d, "in.json"), encoding="utf-8") as fh:
+        meta = json.load(fh)
+    with open(os.path.join(d, "ir.json"), encoding="utf-8") as fh:
+        ens = Ensemble.from_json(fh.read())
+    with np.load(os.path.join(d, "in.npz")) as z:
+        Xs = [z[f"x{i}"] for i in range(int(meta["blocks"]))]
+    info: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        nat = native_model(meta["source"], ens)
+    except NativeUnavailable as exc:
+        info["unavailable"] = str(exc)
+    else:
+        info.update(name=nat.name, note=nat.note, results={})
+        for what, r in _native_predictions(nat, Xs).items():
+            if r is None or isinstance(r, str):
+                info["results"][what] = r
+            else:
+                arrays[f"{what}_values"], arrays[f"{what}_used"] = r
+                info["results"][what] = "ok"
+    np.savez(os.path.join(d, "out.npz"), **arrays)
+    with open(os.path.join(d, "out.json"), "w", encoding="utf-8") as fh:
+        json.dump(info, fh)
+    return 0
+
+
+def _isolated_predictions(path: str, ens: Ensemble, Xs: list[np.ndarray]) -> tuple[str, str | None, dict[str, Any]]:
+    """Native predictions computed in a child process, so that a library that aborts on a file
+    (LightGBM's ``[Fatal]`` parse errors terminate the process) cannot take the caller down.
+    Returns ``(name, note, results)``; raises :class:`NativeUnavailable` when the child fails."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    lib = _native_library(path, ens)
+    with tempfile.TemporaryDirectory(prefix="ltrc-native-") as d:
+        with open(os.path.join(d, "ir.json"), "w", encoding="utf-8") as fh:
+            fh.write(ens.to_json())
+        with open(os.path.join(d, "in.json"), "w", encoding="utf-8") as fh:
+            json.dump({"source": os.path.abspath(path), "blocks": len(Xs)}, fh)
+        np.savez(os.path.join(d, "in.npz"), **{f"x{i}": X for i, X in enumerate(Xs)})
+        proc = subprocess.run([sys.executable, "-c", _WORKER, d], capture_output=True, text=True)
+        out_json = os.path.join(d, "out.json")
+        if proc.returncode != 0 or not os.path.exists(out_json):
+            if proc.returncode < 0:
+                try:
+                    how = f"was killed by {signal.Signals(-proc.returncode).name}"
+                except ValueError:
+                    how = f"was killed by signal {-proc.returncode}"
+            else:
+                how = f"exited with status {proc.returncode}"
+            last = [ln.strip() for ln in (proc.stderr or "").splitlines() if ln.strip()]
+            detail = f": {last[-1]}" if last else ""
+            if last and "terminate called" in last[-1] and len(last) > 1:
+                detail = f": {last[-2]}"
+            raise NativeUnavailable(
+                f"{lib} could not score {os.path.basename(path)} (its process {how}{detail[:300]}); "
+                "the library that should read this file cannot load it"
+            )
+        with open(out_json, encoding="utf-8") as fh:
+            info = json.load(fh)
+        if "unavailable" in info:
+            raise NativeUnavailable(info["unavailable"])
+        results: dict[str, Any] = {}
+        with np.load(os.path.join(d, "out.npz")) as z:
+            for what, r in info["results"].items():
+                results[what] = (z[f"{what}_values"], z[f"{what}_used"]) if r == "ok" else r
+    return info["name"], info.get("note"), results
 
 
 # ============================================================================ comparison
@@ -602,6 +714,7 @@ def verify(
     max_rows: int = DEFAULT_MAX_ROWS,
     edge: int = DEFAULT_EDGE_ROWS,
     native: bool = True,
+    isolate: bool = True,
     seed: int = 0,
 ) -> ParityReport:
     """Compare ``scorer`` (or the interpreter) with the interpreter and the source library.
@@ -611,8 +724,10 @@ def verify(
     checks the interpreter against the source library only. ``data``: extra rows -- a
     :class:`~ltrcompile.datafiles.DataSet` (its first ``max_rows`` rows) or a 2-D array.
     ``source``: the model file or object the IR came from, for the native comparison (``native``
-    False skips it). ``edge``: how many generated edge rows at most (0: none). ``atol``: the
-    largest absolute difference accepted for raw margins and outputs; leaf ids must match exactly.
+    False skips it). ``isolate``: load and run the library for a model *file* in a child process,
+    so that a library that aborts on a malformed file cannot kill the caller. ``edge``: how many
+    generated edge rows at most (0: none). ``atol``: the largest absolute difference accepted for
+    raw margins and outputs; leaf ids must match exactly.
     """
     t0 = time.perf_counter()
     if not (atol >= 0 and math.isfinite(atol)):
@@ -675,32 +790,40 @@ def verify(
             ctx.leaf_sources[cand] = _as2d(cand_leaf, n)
             ctx.add(report, *_leaf_check(cand, "interpreter", cand_leaf, interp_leaf(), every))
 
-    nat: NativeModel | None = None
+    nat_name: str | None = None
+    results: dict[str, Any] = {}
     if native and source is not None:
         try:
-            nat = native_model(source, ensemble)
+            if isolate and isinstance(source, str | os.PathLike):
+                nat_name, nat_note, results = _isolated_predictions(
+                    os.fspath(source), ensemble, [b.X for b in blocks]
+                )
+            else:
+                nat = native_model(source, ensemble)
+                nat_name, nat_note = nat.name, nat.note
+                results = _native_predictions(nat, [b.X for b in blocks])
         except NativeUnavailable as exc:
             report.skipped.append(f"native comparison: {exc}")
         except ImportError as exc:
             report.skipped.append(f"native comparison: {exc.name} is not installed")
+        else:
+            if nat_note:
+                report.notes.append(nat_note)
     elif native:
         report.skipped.append("native comparison: no source model given")
-    if nat is not None:
-        if nat.note:
-            report.notes.append(nat.note)
-        for what, fn in (("raw", nat.raw), ("output", nat.output)):
-            if fn is None:
-                report.skipped.append(f"{nat.name} ({what}): the library has no such prediction")
+    if nat_name is not None:
+        for what in ("raw", "output"):
+            r = results.get(what)
+            if r is None:
+                report.skipped.append(f"{nat_name} ({what}): the library has no such prediction")
                 continue
-            try:
-                vals, used = _stack(blocks, fn)
-            except Exception as exc:  # noqa: BLE001 - the library failed to run: say so, go on
-                report.skipped.append(f"{nat.name} ({what}): failed to run: {type(exc).__name__}: {exc}"[:300])
+            if isinstance(r, str):
+                report.skipped.append(f"{nat_name} ({what}): failed to run: {r}"[:300])
                 continue
-            used = used.astype(bool)
-            c, rows_bad = _value_check(cand, nat.name, what, cand_vals[what], vals, used, atol)
+            vals, used = r[0], np.asarray(r[1], bool)
+            c, rows_bad = _value_check(cand, nat_name, what, cand_vals[what], vals, used, atol)
             if not c.ok and scorer is not None and c.note is None:
-                ic, _ = _value_check("interpreter", nat.name, what, interp_raw if what == "raw" else interp_out, vals, used, atol)
+                ic, _ = _value_check("interpreter", nat_name, what, interp_raw if what == "raw" else interp_out, vals, used, atol)
                 c.note = (
                     "the interpreter differs from the library too: the model was read inexactly "
                     "(frontend/IR), not miscompiled"
@@ -708,18 +831,16 @@ def verify(
                     else "the interpreter agrees with the library: the compiled scorer is wrong"
                 )
             ctx.add(report, c, rows_bad, values=(cand_vals[what], vals))
-        if nat.leaf is not None:
-            try:
-                vals, used = _stack(blocks, nat.leaf)
-            except Exception as exc:  # noqa: BLE001 - leaf output is optional for a library
-                report.skipped.append(f"{nat.name} (leaf): {exc}")
-            else:
-                used = used.astype(bool)
-                mine = cand_leaf if cand_leaf is not None else interp_leaf()
-                c, rows_bad = _leaf_check(cand, nat.name, mine, vals, used)
-                if c.note is None:
-                    ctx.leaf_sources[nat.name] = np.where(used[:, None], _as2d(vals, n), -1)
-                ctx.add(report, c, rows_bad)
+        r = results.get("leaf")
+        if isinstance(r, str):
+            report.skipped.append(f"{nat_name} (leaf): {r}"[:300])
+        elif r is not None:
+            vals, used = r[0], np.asarray(r[1], bool)
+            mine = cand_leaf if cand_leaf is not None else interp_leaf()
+            c, rows_bad = _leaf_check(cand, nat_name, mine, vals, used)
+            if c.note is None:
+                ctx.leaf_sources[nat_name] = np.where(used[:, None], _as2d(vals, n), -1)
+            ctx.add(report, c, rows_bad)
 
     report.ok = bool(report.checks) and all(c.ok for c in report.checks)
     if not report.checks:

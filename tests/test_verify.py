@@ -63,7 +63,7 @@ def test_interpreter_matches_lightgbm_on_edge_and_letor_rows(lgb_model):
     path, native = lgb_model
     ens = ltrcompile.load_model(path)
     ds = read_data(TEST_LETOR, ens)
-    rep = verify(ens, None, data=ds, source=str(path))
+    rep = verify(ens, None, data=ds, source=str(path))  # isolated: the library runs in a child
     assert rep.ok, rep.format()
     assert rep.data_rows == 768 and rep.edge_rows > 0
     assert rep.rows_checked == rep.edge_rows + rep.data_rows
@@ -80,7 +80,7 @@ def test_interpreter_matches_lightgbm_on_edge_and_letor_rows(lgb_model):
 def test_scorer_checks_include_interpreter_and_native(lgb_model):
     path, _ = lgb_model
     ens = ltrcompile.load_model(path)
-    rep = verify(ens, _copy(ens), source=str(path), edge=2000)
+    rep = verify(ens, _copy(ens), source=str(path), edge=2000, isolate=False)
     assert rep.ok, rep.format()
     titles = [c.title for c in rep.checks]
     assert "compiled vs interpreter (raw)" in titles
@@ -101,7 +101,7 @@ def test_xgboost_native_includes_rows_dmatrix_refuses(xgb_model):
     vals, used = nat.raw(X)
     assert used.all()
     np.testing.assert_array_equal(vals, native.inplace_predict(X, predict_type="margin"))
-    rep = verify(ens, None, data=X, source=str(path))
+    rep = verify(ens, None, data=X, source=str(path), isolate=False)
     assert rep.ok, rep.format()
     leaf = [c for c in rep.checks if c.what == "leaf"][0]
     raw = [c for c in rep.checks if c.what == "raw"][0]
@@ -120,7 +120,7 @@ def test_lightgbm_dump_has_no_native_predictor(lgb_model, tmp_path):
     dump = tmp_path / "dump.json"
     dump.write_text(json.dumps(native.dump_model()))
     ens = ltrcompile.load_model(dump)
-    rep = verify(ens, _copy(ens), source=str(dump), edge=500)
+    rep = verify(ens, _copy(ens), source=str(dump), edge=500, isolate=False)
     assert rep.ok
     assert any("dump" in s for s in rep.skipped)
     assert all(c.reference == "interpreter" for c in rep.checks)
@@ -144,7 +144,7 @@ def test_changed_leaf_value_is_reported_with_values(lgb_model):
     leaf = int(np.flatnonzero(bad.left < 0)[2])
     bad.leaf_value[leaf, 0] += 0.25
     ds = read_data(TEST_LETOR, ens)
-    rep = verify(ens, bad, data=ds, source=str(path))
+    rep = verify(ens, bad, data=ds, source=str(path), isolate=False)
     assert not rep.ok
     failing = {c.title for c in rep.failures}
     assert "compiled vs interpreter (raw)" in failing
@@ -171,7 +171,7 @@ def test_changed_threshold_names_the_node_where_paths_part(lgb_model):
     node = int(np.flatnonzero(bad.left[: int(bad.tree_offset[1])] >= 0)[0])  # root of tree 0
     bad.threshold[node] = -1e9 if bad.threshold[node] > 0 else 1e9  # every row goes one way
     ds = read_data(TEST_LETOR, ens)
-    rep = verify(ens, bad, data=ds, source=str(path))
+    rep = verify(ens, bad, data=ds, source=str(path), isolate=False)
     assert not rep.ok
     leaf_fail = [c for c in rep.failures if c.what == "leaf"]
     assert leaf_fail
@@ -214,7 +214,7 @@ def test_data_with_wrong_width_is_refused(lgb_model):
     path, _ = lgb_model
     ens = ltrcompile.load_model(path)
     with pytest.raises(ValueError, match="expects"):
-        verify(ens, None, data=np.zeros((3, 7)), source=str(path))
+        verify(ens, None, data=np.zeros((3, 7)), source=str(path), isolate=False)
 
 
 # --------------------------------------------------------------------------- datafiles: svmlight
@@ -441,7 +441,7 @@ def test_sklearn_pickle_compared_with_the_unpickled_estimator(kind, rank_data, t
     path = tmp_path / "est.pkl"
     joblib.dump(est, path)
     ens = ltrcompile.load_model(path)
-    rep = verify(ens, None, data=X[:200], source=str(path), edge=1500)
+    rep = verify(ens, None, data=X[:200], source=str(path), edge=1500, isolate=False)
     assert rep.ok, rep.format()
     checks = {c.what: c for c in rep.checks}
     assert checks["output"].reference.startswith("scikit-learn")
@@ -453,3 +453,21 @@ def test_sklearn_pickle_compared_with_the_unpickled_estimator(kind, rank_data, t
     want = est.predict_proba(X[:200])
     got = ens.predict(X[:200])
     np.testing.assert_array_equal(got.reshape(200, -1)[:, -1], want[:, -1])
+
+
+def test_library_that_aborts_on_the_file_cannot_kill_the_caller(lgb_model, tmp_path):
+    """LightGBM terminates the process on a file whose tree_sizes header no longer matches (here:
+    one leaf value edited by hand). Our frontend reads the file; the native check runs in a child
+    process, so verify() survives and says why the library comparison is missing."""
+    path, _ = lgb_model
+    text = path.read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("leaf_value="))
+    vals = line[len("leaf_value="):].split()
+    vals[0] = repr(float(vals[0]) + 0.5)
+    edited = tmp_path / "edited.txt"
+    edited.write_text(text.replace(line, "leaf_value=" + " ".join(vals), 1))
+    ens = ltrcompile.load_model(edited)
+    rep = verify(ens, _copy(ens), source=str(edited), edge=300)
+    assert rep.ok  # compiled vs interpreter still proved
+    assert any("lightgbm could not score edited.txt" in s and "Model format error" in s for s in rep.skipped), rep.skipped
+    assert all(c.reference == "interpreter" for c in rep.checks)
