@@ -544,3 +544,39 @@ def test_lightgbm_ranker_scores_are_lightgbms(tmp_path, rank_data):
         h = by_id[i]
         if h["rescored"]:
             assert bits(h["model_score"]) == bits(f32(s))
+
+
+def test_binary_feature_matrix():
+    import base64
+
+    p = HitParser(FS)  # features a, b (default 7), c.d
+    M = np.array([[1.5, np.nan, -2.0], [np.nan, 3.0, 0.25]])
+    for dt in ("float32", "float64"):
+        data = base64.b64encode(M.astype("<f4" if dt == "float32" else "<f8").tobytes()).decode()
+        got = p.native(
+            [{"id": 1, "score": 2.0}, {"id": 2, "score": 1.0}], True, {"dtype": dt, "data": data}
+        )
+        np.testing.assert_array_equal(got.X, [[1.5, 7.0, -2.0], [np.nan, 3.0, 0.25]])
+    ok = base64.b64encode(M.astype("<f8").tobytes()).decode()
+    hits = [{"id": 1, "score": 2.0}, {"id": 2, "score": 1.0}]
+    bad = [
+        ({"dtype": "float16", "data": ok}, "dtype must be"),
+        ({"dtype": "float64", "data": ok[:-8]}, "not valid base64|bytes"),
+        ({"dtype": "float64", "data": "!!!!"}, "not valid base64"),
+        ({"dtype": "float32", "data": ok}, "need 24"),
+        (
+            {
+                "dtype": "float64",
+                "data": base64.b64encode(np.array([np.inf] * 6).tobytes()).decode(),
+            },
+            "infinite",
+        ),
+        ({"data": ok}, "must be"),
+    ]
+    for spec, msg in bad:
+        with pytest.raises(RescoreInputError, match=msg):
+            p.native(hits, True, spec)
+    with pytest.raises(RescoreInputError, match="although 'feature_matrix'"):
+        p.native(
+            [{"id": 1, "score": 1.0, "features": [1, 2, 3]}], True, {"dtype": "float64", "data": ok}
+        )

@@ -237,6 +237,27 @@ def test_upload_then_rescore_matches_lightgbm_and_reference(served, models, quer
         if h["rescored"]:
             assert bits(h["model_score"]) == bits(f32(model[i]))
     assert sum(h["rescored"] for h in body["hits"]) == window
+    # the same hits with the features as one base64 float64 matrix (NaN = missing)
+    import base64
+
+    data = base64.b64encode(np.where(q == 0, np.nan, q).astype("<f8").tobytes()).decode()
+    r = c.post(
+        "/models/ranker/rescore",
+        json={
+            "hits": [{"id": f"doc{i}", "score": float(first[i])} for i in range(len(q))],
+            "feature_matrix": {"dtype": "float64", "data": data},
+            "window_size": window,
+            "query_weight": 0.7,
+            "rescore_query_weight": 1.3,
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert_rescored(r.json()["hits"], want)
+    r = c.post(
+        "/models/ranker/score",
+        json={"rows": len(q), "feature_matrix": {"dtype": "float64", "data": data}},
+    )
+    assert np.array_equal(r.json()["scores"], model)
 
 
 def test_rescore_equals_the_compiled_scorer(served, query):

@@ -437,7 +437,9 @@ class Service:
             parsed = parser.es_response(body, request.query_params.get("log_name"))
         elif isinstance(hits, list):
             self._check_hits(len(hits))
-            parsed = parser.native(hits, need_scores=True)
+            parsed = parser.native(
+                hits, need_scores=True, feature_matrix=body.get("feature_matrix")
+            )
         else:
             raise ApiError(
                 400,
@@ -506,16 +508,24 @@ class Service:
         t0 = time.perf_counter()
         lv = self._served(request)
         body = loads(await self._body(request, self.max_body))
-        if not isinstance(body, dict) or not isinstance(body.get("features"), list):
-            raise ApiError(
-                400,
-                'the body must be {"features": [...]} with one vector (feature-set order) or '
-                "one name->value object per row",
-            )
-        feats = body["features"]
-        self._check_hits(len(feats))
-        t_read = time.perf_counter()
-        X = lv.rescorer.parser.matrix(feats, lambda i: f"features[{i}]")
+        if isinstance(body, dict) and "feature_matrix" in body and "rows" in body:
+            n = body["rows"]
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ApiError(400, "'rows' must be an integer >= 0")
+            self._check_hits(n)
+            t_read = time.perf_counter()
+            X = lv.rescorer.parser.binary_matrix(body["feature_matrix"], n)
+        else:
+            if not isinstance(body, dict) or not isinstance(body.get("features"), list):
+                raise ApiError(
+                    400,
+                    'the body must be {"features": [...]} with one vector (feature-set order) or '
+                    'one name->value object per row, or {"rows": n, "feature_matrix": {...}}',
+                )
+            feats = body["features"]
+            self._check_hits(len(feats))
+            t_read = time.perf_counter()
+            X = lv.rescorer.parser.matrix(feats, lambda i: f"features[{i}]")
         t_parse = time.perf_counter()
         if X.shape[0] > 2000:  # big batches: keep the event loop serving
             scores = await asyncio.to_thread(lv.rescorer.predict, X)
