@@ -1,0 +1,264 @@
+"""Generate the sources of one compiled model: header, driver, tree units and the Cython wrapper.
+
+Templates (``*.j2``) hold the fixed skeleton; tree code is built as plain strings (fast for tens of
+thousands of nodes). Only numbers and identifiers made up here reach the generated source: feature
+names, model ids and other model strings stay in the manifest and the IR JSON.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...ir import Ensemble
+from .literals import c_double, c_float, c_float_array, c_int_array
+from .plan import Plan, make_plan
+from .transforms_c import transform_body
+from .treegen import Unit, partition, unit_source
+
+#: bump when generated code changes meaning or layout (part of the artifact's content address)
+CODEGEN_VERSION = "1"
+
+STRATEGIES = ("ifelse", "datadriven")
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Knobs that shape generated code (part of the content address)."""
+
+    row_block: int = 64  # rows per row block
+    block_nodes: int = 1024  # internal nodes per tree block (straight-line)
+    max_block_trees: int = 64
+    unit_nodes: int = 4000  # internal nodes per translation unit (straight-line)
+    dd_block_trees: int = 32  # trees per block (data-driven)
+    dd_lanes: int = 8  # walks interleaved by the branch-free kernel
+    dd_early_exit: bool = False  # stop a walk group once every lane stands on its leaf
+    parallel_min_rows: int = 256  # below this, n_threads is ignored
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+#: models with more internal nodes than this use the data-driven strategy under "auto"
+IFELSE_MAX_NODES = 120_000
+
+
+def choose_strategy(ens: Ensemble, strategy: str) -> str:
+    if strategy == "auto":
+        internal = int(np.count_nonzero(ens.left >= 0))
+        return "ifelse" if internal <= IFELSE_MAX_NODES else "datadriven"
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {('auto',) + STRATEGIES}")
+    return strategy
+
+
+_GENERATOR_MODULES = ("codegen.py", "treegen.py", "nodetable.py", "plan.py", "transforms_c.py", "literals.py")
+
+
+def generator_fingerprint() -> str:
+    """Hash of the templates and generator sources: any change to them changes module names."""
+    import hashlib
+
+    h = hashlib.sha256(CODEGEN_VERSION.encode())
+    here = Path(__file__).resolve().parent
+    for name in _GENERATOR_MODULES:
+        h.update(name.encode() + b"\0" + (here / name).read_bytes())
+    for d in template_dirs()[:1]:
+        for p in sorted(d.glob("*.j2")):
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def template_dirs() -> list[Path]:
+    """``ltrcompile/templates`` (installed wheels) first, then the repository's ``templates/``."""
+    pkg = Path(__file__).resolve().parents[2]
+    return [p for p in (pkg / "templates", pkg.parent / "templates") if p.is_dir()]
+
+
+def _env() -> Any:
+    import jinja2
+
+    dirs = template_dirs()
+    if not dirs:
+        raise FileNotFoundError(
+            "ltrcompile's code templates were not found (looked in ltrcompile/templates and "
+            "<repo>/templates); reinstall ltrcompile"
+        )
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@dataclass
+class Sources:
+    """Generated files (name -> text) and what the build needs to know about them."""
+
+    module: str
+    strategy: str
+    files: dict[str, str] = field(default_factory=dict)
+    units: list[str] = field(default_factory=list)  # C files to compile
+    unit_weights: dict[str, int] = field(default_factory=dict)  # for scheduling (bigger first)
+
+
+def _linear_terms(plan: Plan) -> str:
+    e = plan.ens
+    lines: list[str] = []
+    f64 = plan.acc_mode == "float64"
+    band = plan.band > 0
+    for o, f, w in zip(e.linear_output.tolist(), e.linear_feature.tolist(), e.linear_weight.tolist(), strict=True):
+        xv = f"ltrc_bandv(x[{f}], band)" if band else f"x[{f}]"
+        if f64:
+            body = f"double p = {c_double(w)} * xv; double nv = r[{o}] + p;"
+        else:
+            wf = c_float(float(np.float32(w)))
+            body = f"float p = (float)xv * {wf}; double nv = (double)((float)r[{o}] + p);"
+        assign = f"if (xv == xv) r[{o}] = nv;" if e.linear_skip_missing else f"r[{o}] = nv;"
+        lines.append(f"{{ double xv = (double){xv}; {body} {assign} }}")
+    return "\n".join(lines)
+
+
+def generate(
+    ens: Ensemble,
+    module: str,
+    strategy: str,
+    ir_digest: str,
+    tuning: Tuning,
+    progress: Callable[[int, int], None] | None = None,
+) -> Sources:
+    """All sources for ``ens`` as module ``module``."""
+    plan = make_plan(ens)
+    env = _env()
+    src = Sources(module=module, strategy=strategy)
+    common = {
+        "codegen_version": CODEGEN_VERSION,
+        "module": module,
+        "vtype": plan.vtype,
+        "acc_type": plan.acc_type,
+        "lv_type": plan.lv_type,
+        "acc_mode": plan.acc_mode,
+        "n_features": plan.n_features,
+        "n_trees": plan.n_trees,
+        "K": plan.K,
+        "D": plan.D,
+        "NA": plan.NA,
+        "out_dim": plan.out_dim,
+        "row_block": tuning.row_block,
+        "band": plan.band > 0,
+        "band_k": c_float(plan.band_k) if plan.vtype == "float" else c_double(plan.band_k),
+        "zero_k": c_float(plan.zero_k) if plan.vtype == "float" else c_double(plan.zero_k),
+        "linear_leaves": bool(plan.tree_linear.any()),
+        "strategy": strategy,
+    }
+    src.files["ltrc_api.h"] = env.get_template("ltrc_api.h.j2").render(**common)
+    src.files["ltrc_model.h"] = env.get_template("ltrc_model.h.j2").render(**common)
+
+    n_leaves = plan.n_leaves
+    drv: dict[str, Any] = dict(common)
+    drv.update(
+        n_leaves1=max(1, n_leaves),
+        n_trees1=max(1, plan.n_trees),
+        lid=c_int_array(plan.LID) if n_leaves else "0",
+        leaf_base=c_int_array(plan.leaf_base[:-1]) if plan.n_trees else "0",
+        base_acc=c_float_array(plan.base_acc, plan.acc_type),
+        n_bags=plan.n_bags,
+        transform_body=transform_body(ens.transform, plan.K, dict(ens.transform_params)),
+        linear_terms=_linear_terms(plan),
+        average=ens.average_denominator is not None,
+        average_raw=bool(ens.average_raw),
+        average_denominator=c_double(ens.average_denominator or 1.0),
+        parallel_min_rows=tuning.parallel_min_rows,
+        ir_digest=ir_digest,
+        int_cast_f32=ens.int_input_cast == "float32",
+    )
+    if drv["linear_leaves"]:
+        ll = plan.lin_leaf
+        drv.update(
+            ll_begin=c_int_array(ll["begin"]),
+            ll_end=c_int_array(ll["end"]),
+            ll_const=c_float_array(ll["const"], "double"),
+            n_ll1=max(1, ll["feature"].size),
+            ll_feat=c_int_array(ll["feature"]) if ll["feature"].size else "0",
+            ll_coef=c_float_array(ll["coeff"], "double") if ll["coeff"].size else "0",
+            lvraw=c_float_array(plan.LVRAW, "double"),
+        )
+    header = f"/* Generated by ltrcompile {CODEGEN_VERSION} (module {module}). Do not edit. */\n"
+    if strategy == "ifelse":
+        units = partition(plan, tuning.block_nodes, tuning.max_block_trees, tuning.unit_nodes)
+        blocks = [b for u in units for b in u.blocks]
+        drv.update(
+            n_blocks=len(blocks),
+            n_blocks1=max(1, len(blocks)),
+            block_t0=c_int_array([b.t0 for b in blocks] + [plan.n_trees]),
+            tbmax=max([b.t1 - b.t0 for b in blocks] + [1]),
+        )
+        done = 0
+        for u in units:
+            name = f"ltrc_trees_{u.index}.c"
+            src.files[name] = "".join(unit_source(plan, u, header))
+            src.units.append(name)
+            src.unit_weights[name] = int(plan.internal_count[u.t0 : u.t1].sum()) + 1
+            done += u.t1 - u.t0
+            if progress is not None:
+                progress(done, plan.n_trees)
+    else:
+        from .nodetable import fast_table, node_table
+
+        bt = tuning.dd_block_trees
+        t0s = list(range(0, plan.n_trees, bt))
+        fast = fast_table(plan)
+        drv.update(fast)
+        drv.update(node_table(plan, trees=np.flatnonzero(~fast.pop("_tree_ok"))))
+        drv.update(
+            lanes=tuning.dd_lanes,
+            early_exit=tuning.dd_early_exit,
+            dd_slot=c_int_array(plan.tree_slot) if plan.n_trees else "0",
+            n_lv1=max(1, plan.LV.size),
+            dd_lv=c_float_array(plan.LV, plan.lv_type) if plan.LV.size else "0",
+            dd_tlin=",".join(str(int(v)) for v in plan.tree_linear.tolist()) or "0",
+            dd_tw=c_float_array(ens.tree_weight, "double") if plan.n_trees else "0",
+        )
+        drv.update(
+            n_blocks=len(t0s),
+            block_t0=c_int_array(t0s + [plan.n_trees]),
+            tbmax=max(1, min(bt, plan.n_trees)),
+        )
+        if progress is not None:
+            progress(plan.n_trees, plan.n_trees)
+    src.files["ltrc_driver.c"] = env.get_template("ltrc_driver.c.j2").render(**drv)
+    src.units.insert(0, "ltrc_driver.c")
+    src.unit_weights["ltrc_driver.c"] = (
+        int(plan.internal_count.sum()) // 8 + 1 if strategy == "datadriven" else 500
+    )
+    src.files["ltrc_init.c"] = env.get_template("ltrc_init.c.j2").render(**common)
+    src.units.append("ltrc_init.c")
+    src.unit_weights["ltrc_init.c"] = 1
+    return src
+
+
+def write_sources(src: Sources, directory: str | os.PathLike[str]) -> None:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    for name, text in src.files.items():
+        (d / name).write_text(text, encoding="ascii")
+
+
+__all__ = [
+    "CODEGEN_VERSION",
+    "STRATEGIES",
+    "Sources",
+    "Tuning",
+    "Unit",
+    "choose_strategy",
+    "generate",
+    "write_sources",
+]
