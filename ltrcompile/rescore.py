@@ -676,6 +676,15 @@ def es_rescore(
     return RescoreResult(order, scores, model, rescored)
 
 
+def f32_scalars(x: np.ndarray) -> list[Any]:
+    """float32 numpy scalars (None for NaN): orjson's OPT_SERIALIZE_NUMPY writes each as the
+    shortest decimal that reads back as the same float32, ~50x faster than :func:`f32_json`."""
+    vals = list(np.asarray(x, _F32))
+    if np.isnan(x).any():
+        return [None if v != v else v for v in vals]
+    return vals
+
+
 def f32_json(x: Iterable[Any]) -> list[float | None]:
     """float32 values as the shortest decimal that reads back as the same float32 (as ES prints)."""
     return [None if v != v else float(str(_F32(v))) for v in x]
@@ -777,11 +786,15 @@ class Rescorer:
         return native_response_hits(parsed, res)
 
 
-def native_response_hits(parsed: Hits, res: RescoreResult) -> list[dict[str, Any]]:
+def native_response_hits(
+    parsed: Hits, res: RescoreResult, numpy_scalars: bool = False
+) -> list[dict[str, Any]]:
+    """Hits in the new order; floats as Python floats, or float32 numpy scalars for orjson."""
+    conv = f32_scalars if numpy_scalars else f32_json
     order = res.order.tolist()
-    final = f32_json(res.scores[order])
-    first = f32_json(parsed.scores[order])  # type: ignore[index]
-    model = f32_json(res.model_scores[order])
+    final = conv(res.scores[order])
+    first = conv(parsed.scores[order])  # type: ignore[index]
+    model = conv(res.model_scores[order])
     rescored = res.rescored[order].tolist()
     return [
         {
@@ -795,13 +808,16 @@ def native_response_hits(parsed: Hits, res: RescoreResult) -> list[dict[str, Any
     ]
 
 
-def es_response_body(body: dict[str, Any], parsed: Hits, res: RescoreResult) -> dict[str, Any]:
+def es_response_body(
+    body: dict[str, Any], parsed: Hits, res: RescoreResult, numpy_scalars: bool = False
+) -> dict[str, Any]:
     """The Elasticsearch response with ``hits.hits`` re-ordered and ``_score`` replaced."""
+    conv = f32_scalars if numpy_scalars else f32_json
     hh = body["hits"]["hits"]
     order = res.order.tolist()
-    final = f32_json(res.scores[order])
-    model = f32_json(res.model_scores[order])
-    first = f32_json(parsed.scores[order])  # type: ignore[index]
+    final = conv(res.scores[order])
+    model = conv(res.model_scores[order])
+    first = conv(parsed.scores[order])  # type: ignore[index]
     new_hits = []
     for k, i in enumerate(order):
         h = dict(hh[i])

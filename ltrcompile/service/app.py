@@ -89,7 +89,7 @@ def loads(body: bytes) -> Any:
 
 def dumps(obj: Any) -> bytes:
     if orjson is not None:
-        return orjson.dumps(obj)
+        return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
     return json.dumps(obj, allow_nan=False, separators=(",", ":")).encode()
 
 
@@ -461,10 +461,13 @@ class Service:
             "score_mode": params.score_mode,
         }
         if es_form:
-            out = es_response_body(body, parsed, res)
+            out = es_response_body(body, parsed, res, numpy_scalars=orjson is not None)
             out["_rescore"] = info
         else:
-            out = {**info, "hits": native_response_hits(parsed, res)}
+            out = {
+                **info,
+                "hits": native_response_hits(parsed, res, numpy_scalars=orjson is not None),
+            }
         payload = dumps(out)
         t_end = time.perf_counter()
         return Response(
