@@ -62,32 +62,10 @@ def refuse_executable(body: bytes, fmt: str) -> None:
 
 
 # ---------------------------------------------------------------------- scorer adapter
-class _InterpreterScorer:
-    """TEMPORARY stand-in until the Cython backend is committed: scores with the interpreter."""
-
-    def __init__(self, ens: Any) -> None:
-        self.ens = ens
-
-    def predict(self, X: Any, raw_score: bool = False) -> np.ndarray:
-        return self.ens.predict(X, raw_score=raw_score)
-
-
-def _have_backend() -> bool:
-    try:
-        from ..backends.cython import compile, load_compiled  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def compile_scorer(ens: Any, out_dir: Path) -> Any:
     """Compile ``ens`` into ``out_dir`` with the Cython backend; returns the loaded scorer."""
     import ltrcompile
 
-    if not _have_backend():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        ens.save(str(out_dir / "ir.json"))
-        return _InterpreterScorer(ens)
     # one compiler process: the other core keeps serving while a model builds
     return ltrcompile.compile(ens, str(out_dir), progress=False, jobs=1)
 
@@ -95,10 +73,6 @@ def compile_scorer(ens: Any, out_dir: Path) -> Any:
 def load_scorer(out_dir: Path) -> Any:
     import ltrcompile
 
-    if not _have_backend():
-        from ..ir import Ensemble
-
-        return _InterpreterScorer(Ensemble.load(str(out_dir / "ir.json")))
     return ltrcompile.load_compiled(str(out_dir))
 
 
