@@ -83,6 +83,22 @@ def payloads(n_hits: int, form: str, count: int, seed: int = 0) -> list[bytes]:
     for _ in range(count):
         rows = X[rng.choice(len(X), n_hits, replace=False)]
         first = np.sort(rng.gamma(2.0, 3.0, n_hits))[::-1]
+        if form == "binary":  # one base64 float32 matrix for all hits (ES features are floats)
+            import base64
+
+            data = base64.b64encode(rows.astype("<f4").tobytes()).decode()
+            ids = [{"id": f"doc{i}", "score": float(first[i])} for i in range(n_hits)]
+            out.append(
+                orjson.dumps(
+                    {
+                        "hits": ids,
+                        "feature_matrix": {"dtype": "float32", "data": data},
+                        "window_size": n_hits,
+                        "score_mode": "total",
+                    }
+                )
+            )
+            continue
         hits = []
         for i, row in enumerate(rows):
             if form == "dense":
@@ -257,7 +273,7 @@ def in_process(model: Path, body: bytes, reps: int = 300) -> dict[str, float]:
             t0 = time.perf_counter()
             doc = orjson.loads(body)
             t1 = time.perf_counter()
-            hits = r.parser.native(doc["hits"], need_scores=True)
+            hits = r.parser.native(doc["hits"], True, doc.get("feature_matrix"))
             t2 = time.perf_counter()
             r.predict(hits.X)
             t3 = time.perf_counter()
@@ -287,9 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=4, help="closed-loop clients")
     ap.add_argument(
         "--form",
-        choices=["dense", "sparse"],
+        choices=["dense", "sparse", "binary"],
         default="dense",
-        help="features as full vectors or by name (non-zero only)",
+        help="features as full vectors, by name (non-zero only), or one base64 float32 matrix",
     )
     ap.add_argument(
         "--client",
