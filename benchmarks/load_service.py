@@ -170,6 +170,15 @@ def make_client(kind: str, url: str) -> RawClient | HttpxClient:
     return RawClient(url) if kind == "raw" else HttpxClient(url)
 
 
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc), to get server CPU per request."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def timing(header: str) -> dict[str, float]:
     parts = {}
     for item in header.split(","):
@@ -266,7 +275,7 @@ def in_process(model: Path, body: bytes, reps: int = 300) -> dict[str, float]:
             "json_decode": 0.0,
             "feature_matrix": 0.0,
             "predict": 0.0,
-            "combine_sort": 0.0,
+            "rescore_incl_predict": 0.0,
             "response_json": 0.0,
         }
         for _ in range(reps):
@@ -287,7 +296,7 @@ def in_process(model: Path, body: bytes, reps: int = 300) -> dict[str, float]:
             stages["json_decode"] += t1 - t0
             stages["feature_matrix"] += t2 - t1
             stages["predict"] += t3 - t2
-            stages["combine_sort"] += max(0.0, (t4 - t3) - (t3 - t2))
+            stages["rescore_incl_predict"] += t4 - t3
             stages["response_json"] += t5 - t4
     return {k: v / reps * 1e3 for k, v in stages.items()}
 
@@ -383,7 +392,10 @@ def main(argv: list[str] | None = None) -> int:
             c.post("/models/bench/rescore", content=b, headers={"content-type": "application/json"})
         asyncio.run(closed_loop(args.client, url, bodies, 2, 2.0))
 
+        cpu0 = proc_cpu_s(proc.pid)
         ol = asyncio.run(open_loop(args.client, url, bodies, args.rate, args.duration))
+        server_cpu_ms = (proc_cpu_s(proc.pid) - cpu0) / max(1, len(ol["lat"])) * 1e3
+        load = os.getloadavg()
         lat = [x * 1e3 for x in ol["lat"]]
         svc = ol["svc"]
         mean_client = float(np.mean(lat)) if lat else float("nan")
@@ -394,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
             "achieved_rps": ol["achieved_rps"],
             "requests": ol["requests"],
             "client": args.client,
+            "server_cpu_ms_per_req": server_cpu_ms,
+            "loadavg_1m": load[0],
             "client_cpu_ms_per_req": ol["client_cpu_ms_per_req"],
             "errors": ol["errors"],
             "p50_ms": pct(lat, 50),
@@ -444,6 +458,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  share of latency: scoring {o['share_scoring']:.0%}, JSON decode + feature matrix "
         f"{o['share_json_and_features']:.0%}, HTTP/ASGI/client/queueing {o['share_other_http']:.0%}"
+    )
+    print(
+        f"  server CPU per request {o['server_cpu_ms_per_req']:.2f} ms (-> at most "
+        f"{1000 / o['server_cpu_ms_per_req']:.0f} req/s on one dedicated core); "
+        f"load average during the run {o['loadavg_1m']:.2f} on {results['cpus']} cores"
     )
     print(
         f"closed loop x{cl['concurrency']}: {cl['rps']:.1f} req/s sustained, errors {cl['errors']}, "
