@@ -44,6 +44,10 @@ needs_backend = pytest.mark.skipif(
 )
 
 
+#: one build cache for the module's runs (identical builds are reused, ~/.cache stays untouched)
+_SHARED_ENV: dict[str, str] = {}
+
+
 def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, exe: str = "ltrcompile",
         timeout: int = 600) -> subprocess.CompletedProcess[str]:
     """Run a console script of the venv (falls back to python -m ltrcompile)."""
@@ -51,7 +55,7 @@ def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, 
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "ltrcompile"] + (
         ["compile"] if exe == "compile-model" else []
     )
-    full_env = dict(os.environ, **(env or {}))
+    full_env = {**os.environ, **_SHARED_ENV, **(env or {})}
     full_env.pop("LTRCOMPILE_DEBUG", None)
     return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True,
                           cwd=cwd or ROOT, env=full_env, timeout=timeout)
@@ -80,6 +84,7 @@ def _have_format(prefix: str) -> bool:
 def models(rank_data, tmp_path_factory):
     """Small real models of each library, saved to files, plus data files."""
     d = tmp_path_factory.mktemp("cli")
+    _SHARED_ENV["LTRCOMPILE_CACHE"] = str(d / "build-cache")
     Xtr, ytr, gtr, Xte, yte, gte = rank_data
     params = dict(objective="lambdarank", num_leaves=7, min_data_in_leaf=20, num_threads=1,
                   deterministic=True, verbose=-1, seed=5)
@@ -428,12 +433,20 @@ def test_no_c_compiler_exit_4(models, tmp_path):
     assert not (tmp_path / "art").exists()
 
 
-@needs_backend
-def test_compile_model_lightgbm_json_report(models, tmp_path):
-    art = tmp_path / "ranker"
+@pytest.fixture(scope="module")
+def lgb_artifact(models):
+    """compile-model of the LightGBM ranker, verified on the LETOR rows: (artifact, JSON report)."""
+    if not HAVE_BACKEND:
+        pytest.skip("the Cython backend (ltrcompile.backends.cython) is not in this checkout yet")
+    art = models / "ranker"
     p = run(models / "rank.txt", "-o", art, "--verify", TEST_LETOR, "--json", exe="compile-model")
     assert p.returncode == 0, p.stderr
-    d = json.loads(p.stdout)
+    return art, json.loads(p.stdout)
+
+
+@needs_backend
+def test_compile_model_lightgbm_json_report(models, lgb_artifact):
+    art, d = lgb_artifact
     native = lgb.Booster(model_file=str(models / "rank.txt"))
     assert d["ok"] is True and d["exit_code"] == 0 and d["verified"] is True
     assert d["model"]["trees"] == native.num_trees() and d["model"]["format"] == "lightgbm-text"
@@ -467,10 +480,11 @@ def test_compile_model_xgboost_human_summary_and_verify_command(models, tmp_path
 
 
 @needs_backend
-def test_verify_detects_tampered_model_exit_1(models, tmp_path):
-    """verify MODEL' ARTIFACT where MODEL' has one leaf value changed: exit 1 with the differing rows."""
-    art = tmp_path / "a"
-    assert run(models / "rank.txt", "-o", art, "--quiet", exe="compile-model").returncode == 0
+def test_verify_detects_tampered_model_exit_1(models, lgb_artifact, tmp_path):
+    """verify MODEL' ARTIFACT where MODEL' has one leaf value changed: exit 1 with the differing rows.
+    (LightGBM itself aborts on the edited file -- its tree_sizes header no longer matches -- which the
+    report states; the CLI survives because the library runs in a child process.)"""
+    art = lgb_artifact[0]
     text = (models / "rank.txt").read_text()
     m = re.search(r"^leaf_value=(\S+)", text, re.M)
     assert m
@@ -480,6 +494,7 @@ def test_verify_detects_tampered_model_exit_1(models, tmp_path):
     err = assert_one_line_error(p, 1, "parity mismatch")
     assert "MISMATCH" in p.stdout and "compiled vs interpreter (raw)" in p.stdout
     assert "lambdarank_rank.test line" in p.stdout or "edge row" in p.stdout
+    assert "lightgbm could not score tampered.txt" in p.stdout
     assert err
     p = run("verify", tampered, art, "--json")
     assert p.returncode == 1
@@ -523,3 +538,86 @@ def test_feature_names_file(models, tmp_path):
     dup = tmp_path / "dup.txt"
     dup.write_text("a\na\n")
     assert_one_line_error(run("inspect", models / "rank.txt", "--feature-names", dup), 2, str(dup), "duplicate")
+
+
+# --------------------------------------------------------------------------- forced mismatches
+def _visited_leaf_values(model: Path) -> list[float]:
+    """Leaf values of the LightGBM model, most visited by the LETOR test rows first (per lightgbm)."""
+    native = lgb.Booster(model_file=str(model))
+    X, _ = sk_datasets.load_svmlight_file(str(TEST_LETOR), n_features=300, zero_based=False)
+    leaves = native.predict(X.toarray(), pred_leaf=True)
+    trees = [[float(v) for v in ln[len("leaf_value="):].split()]
+             for ln in model.read_text().splitlines() if ln.startswith("leaf_value=")]
+    counts: dict[tuple[int, int], int] = {}
+    for row in leaves:
+        for t, leaf in enumerate(row):
+            counts[(t, int(leaf))] = counts.get((t, int(leaf)), 0) + 1
+    return [trees[t][leaf] for (t, leaf), _ in sorted(counts.items(), key=lambda kv: -kv[1])]
+
+
+def _tamper_extension(art: Path, model: Path, delta: float = 0.5) -> float:
+    """Change one leaf value inside the compiled extension (its bytes in the binary) and re-sign the
+    manifest, as a miscompiled or corrupted-but-consistent build would look. Returns the value."""
+    import hashlib
+    import struct
+
+    manifest = json.loads((art / "manifest.json").read_text())
+    so = art / manifest["extension"]
+    data = so.read_bytes()
+    for v in _visited_leaf_values(model):
+        pat = struct.pack("<d", v)
+        if data.count(pat) == 1:
+            so.write_bytes(data.replace(pat, struct.pack("<d", v + delta)))
+            manifest["extension_sha256"] = hashlib.sha256(so.read_bytes()).hexdigest()
+            (art / "manifest.json").write_text(json.dumps(manifest))
+            return v
+    pytest.fail("no leaf value found exactly once in the extension")
+
+
+@needs_backend
+def test_verify_detects_tampered_artifact_exit_1(models, lgb_artifact, tmp_path):
+    art = tmp_path / "a"
+    shutil.copytree(lgb_artifact[0], art)
+    _tamper_extension(art, models / "rank.txt")
+    p = run("verify", models / "rank.txt", art, TEST_LETOR)
+    assert_one_line_error(p, 1, "parity mismatch")
+    assert "FAIL compiled vs interpreter (raw)" in p.stdout
+    assert "FAIL compiled vs lightgbm" in p.stdout
+    assert "the interpreter agrees with the library: the compiled scorer is wrong" in p.stdout
+    assert "every tree reaches the same leaf" in p.stdout  # leaf ids fine, a leaf VALUE is wrong
+    d = json.loads(run("verify", models / "rank.txt", art, TEST_LETOR, "--json").stdout)
+    raw = [c for c in d["parity"]["checks"] if c["what"] == "raw" and c["reference"] == "interpreter"][0]
+    assert raw["ok"] is False and raw["max_abs_diff"][0] == pytest.approx(0.5)
+    assert raw["mismatched_rows"] > 0 and raw["examples"][0]["abs_diff"] == pytest.approx(0.5)
+
+
+@needs_backend
+def test_compile_model_rejects_a_poisoned_build_cache_exit_1(models, tmp_path):
+    """A cached build whose binary no longer matches its IR (bit rot, a codegen bug, tampering) is
+    reused by the backend's content-addressed cache; verification catches it: exit 1, nothing
+    marked good, and the previous good artifact at OUT_DIR is left untouched."""
+    env = {"LTRCOMPILE_CACHE": str(tmp_path / "cache")}
+    model = models / "rank.txt"
+    warm = subprocess.run(
+        [sys.executable, "-c", "import sys, ltrcompile; ltrcompile.compile(ltrcompile.load_model(sys.argv[1]), progress=False)",
+         str(model)], capture_output=True, text=True, env=dict(os.environ, **env))
+    assert warm.returncode == 0, warm.stderr
+    (cached,) = [p for p in (tmp_path / "cache").iterdir() if (p / "manifest.json").exists()]
+    _tamper_extension(cached, model)
+    out = tmp_path / "ranker"
+    p = run(model, "-o", out, "--no-cache", "-q", exe="compile-model", env=env)  # fresh build: fine
+    assert p.returncode == 0, p.stderr
+    before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+    p = run(model, "-o", out, "--json", exe="compile-model", env=env)  # reuses the poisoned cache
+    assert_one_line_error(p, 1, "parity mismatch", "no artifact written")
+    d = json.loads(p.stdout)
+    assert d["ok"] is False and d["exit_code"] == 1 and d["compile"]["artifact"] is None
+    assert d["parity"]["ok"] is False
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
+    assert json.loads((out / "parity.json").read_text())["ok"] is True  # still the good one
+    assert not [q for q in tmp_path.iterdir() if q.name.startswith(".ranker.")]  # no staging left
+    p = run(model, "-o", tmp_path / "second", "--keep-failed", "-q", exe="compile-model", env=env)
+    assert p.returncode == 1
+    rejected = tmp_path / "second.rejected"
+    assert not (tmp_path / "second").exists()
+    assert (rejected / "parity-failed.json").exists() and not (rejected / "parity.json").exists()
