@@ -1215,16 +1215,20 @@ def _artifact_iterations(ens: Any) -> int | None:
 
 @cli.command(
     "export",
-    help=f"""Convert MODEL into another engine's format.
+    help=f"""Convert MODEL into another engine's format (exact, or refused).
 
 \b
---to es      Elasticsearch native learning-to-rank
---to o19s    o19s / OpenSearch LTR plugin model definition
+--to es      Elasticsearch trained model (PUT _ml/trained_models body)
+--to o19s    o19s / OpenSearch LTR plugin (_createmodel body)
 --to ranklib RankLib text model
+
+A construct the target cannot reproduce exactly is refused (exit 3) unless
+--approximate is given, which exports an approximation and lists the
+differences as warnings.
 
 \b
 Examples:
-  ltrcompile export model.json --to o19s -o model.o19s.json
+  ltrcompile export model.json --to o19s --name my_ranker -o model.o19s.json
   ltrcompile export model.txt --to ranklib > model.ranklib.txt
 
 {EXIT_CODES_HELP}
@@ -1233,25 +1237,49 @@ Examples:
 @click.argument("model", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--to", "target", required=True, type=click.Choice(["es", "o19s", "ranklib"]), help="Target format.")
 @click.option("-o", "--output", help="Output file (default: stdout).")
+@click.option("--name", help="Model name (o19s: the name in the _createmodel body).")
+@click.option("--approximate", is_flag=True, help="Export an approximation where the target cannot be exact.")
 @click.option("--format", "fmt", default="auto", show_default=True, help="Model format.")
 @click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (0: all).")
+@click.option("--feature-names", type=click.Path(dir_okay=False), help="File with one feature name per line.")
 @_common
-def export_command(model: str, target: str, output: str | None, fmt: str, num_iteration: int | None, debug: bool) -> int:
+def export_command(
+    model: str, target: str, output: str | None, name: str | None, approximate: bool, fmt: str,
+    num_iteration: int | None, feature_names: str | None, debug: bool,
+) -> int:
+    import warnings
+
     try:
         from .exporters import export_model
     except ImportError as exc:
         if exc.name and exc.name.startswith("ltrcompile.exporters"):
             raise CliError("the exporters (ltrcompile.exporters) are not part of this installation", EXIT_ENVIRONMENT) from None
         raise
-    ens, notes = load_for_cli(model, fmt=fmt, num_iteration=num_iteration)
+    if output and output != "-":
+        parent = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+            raise CliError(f"output {output}: directory {parent} does not exist or is not writable")
+    ens, notes = load_for_cli(model, fmt=fmt, num_iteration=num_iteration, feature_names_file=feature_names)
     for n in notes:
         click.echo(f"note: {n}", err=True)
-    try:
-        doc = export_model(ens, to=target)
-    except (ValueError, TypeError) as exc:
-        if isinstance(exc, LtrCompileError):
-            raise
-        raise CliError(f"file {model}: cannot export to {target}: {exc}") from exc
+    opts: dict[str, Any] = {"exact": not approximate}
+    if name is not None:
+        if target != "o19s":
+            raise CliError(f"--name applies to --to o19s only (not {target})")
+        opts["name"] = name
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            doc = export_model(ens, to=target, **opts)
+        except UnsupportedModelError as exc:
+            msg = str(exc).replace("pass exact=False", "pass --approximate")
+            raise CliError(msg if exc.path else f"file {model}, {msg}", EXIT_UNSUPPORTED) from exc
+        except (ValueError, TypeError) as exc:
+            if isinstance(exc, LtrCompileError):
+                raise
+            raise CliError(f"file {model}: cannot export to {target}: {exc}") from exc
+    for w in caught:
+        click.echo(f"warning: {' '.join(str(w.message).split())}", err=True)
     if isinstance(doc, bytes):
         text = doc.decode("utf-8")
     elif isinstance(doc, str):
@@ -1268,7 +1296,7 @@ def export_command(model: str, target: str, output: str | None, fmt: str, num_it
                 fh.write(text)
         except OSError as exc:
             raise CliError(f"output {output}: cannot write: {exc.strerror or exc}") from None
-        click.echo(f"wrote {output} ({target})", err=True)
+        click.echo(f"wrote {output} ({target}{', approximate' if approximate else ''})", err=True)
     return EXIT_OK
 
 

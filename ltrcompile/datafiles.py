@@ -128,8 +128,8 @@ def read_data(
     ``absent`` (``"missing"`` or ``"zero"``) overrides how absent svmlight entries read; the default
     is the model's ``sparse_absent`` (``"zero"`` without a model). ``index_base`` is ``"auto"``,
     0 or 1 for svmlight indices. ``extra_features``: what an svmlight index beyond the model's
-    features does -- ``"error"`` (the default) or ``"ignore"`` (the default for RankLib models,
-    whose width is the highest feature id they use: RankLib itself ignores the others).
+    features does -- ``"error"`` (the default) or ``"ignore"`` (the default for RankLib models, also
+    inside the ES LTR plugin: their width is the highest feature id they use, the rest is ignored).
     """
     p = os.fspath(path)
     if model is not None:
@@ -139,7 +139,8 @@ def read_data(
     if n_features is None:
         raise TypeError("read_data needs a model or n_features")
     if extra_features is None:
-        ranklib = model is not None and model.provenance.get("library") == "ranklib"
+        prov = model.provenance if model is not None else {}
+        ranklib = prov.get("library") == "ranklib" or prov.get("model_type") == "model/ranklib"
         extra_features = "ignore" if ranklib else "error"
     if extra_features not in ("error", "ignore"):
         raise ValueError(f"extra_features must be 'error' or 'ignore', got {extra_features!r}")

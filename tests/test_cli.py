@@ -414,13 +414,32 @@ def test_bench_delegates_to_benchmarks_package():
         assert "python -m benchmarks" in p.stdout
 
 
-def test_export_calls_the_exporter(models, tmp_path):
+def test_export_ranklib_to_o19s_scores_like_ranklib(models, tmp_path):
+    if importlib.util.find_spec("ltrcompile.exporters") is None or not (RANKLIB / "lambdamart.model.txt").exists():
+        pytest.skip("ltrcompile.exporters or shared/data/ranklib is not in this checkout")
+    out = tmp_path / "m.o19s.json"
+    p = run("export", RANKLIB / "lambdamart.model.txt", "--to", "o19s", "--name", "lm", "-o", out)
+    assert p.returncode == 0, p.stderr
+    body = json.loads(out.read_text())
+    assert body["model"]["name"] == "lm" and body["model"]["model"]["type"] == "model/ranklib"
+    # the exported plugin model, read back, scores test.letor exactly as RankLib did
+    scores = tmp_path / "s.tsv"
+    assert run("score", out, RANKLIB / "test.letor", "-o", scores).returncode == 0
+    ref = [float(ln.split("\t")[2]) for ln in (RANKLIB / "lambdamart.scores.tsv").read_text().splitlines()]
+    got = [float(ln.split("\t")[3]) for ln in scores.read_text().splitlines()[1:]]
+    assert got == ref
+
+
+def test_export_refuses_inexact_unless_approximate(models, tmp_path):
     if importlib.util.find_spec("ltrcompile.exporters") is None:
         pytest.skip("ltrcompile.exporters is not in this checkout yet")
-    out = tmp_path / "m.o19s.json"
-    p = run("export", models / "rank.json", "--to", "o19s", "-o", out)
+    p = run("export", models / "rank.txt", "--to", "ranklib")
+    assert_one_line_error(p, 3, str(models / "rank.txt"), "--approximate")
+    out = tmp_path / "approx.txt"
+    p = run("export", models / "rank.txt", "--to", "ranklib", "--approximate", "-o", out)
     assert p.returncode == 0, p.stderr
-    assert out.stat().st_size > 0
+    assert "warning:" in p.stderr and out.read_text().startswith("## ")
+    assert_one_line_error(run("export", models / "rank.txt", "--to", "es", "--name", "x"), 2, "--name")
 
 
 # --------------------------------------------------------------------------- compile / verify (backend)
