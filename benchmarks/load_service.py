@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=ROOT,
-        env=dict(os.environ),
+        env={"LTRCOMPILE_CACHE": str(work / "cache"), **os.environ},
     )
     results: dict = {
         "trees": args.trees,
