@@ -110,10 +110,24 @@ class Sources:
     unit_weights: dict[str, int] = field(default_factory=dict)  # for scheduling (bigger first)
 
 
+def _base_acc(plan: Plan) -> str:
+    """Initial accumulators: the base score (bag 0) or 0, already added in the model's way."""
+    if plan.acc_type != "ltrc_kahan":
+        return c_float_array(plan.base_acc, plan.acc_type)
+    states = []
+    for v in plan.base_acc.tolist():
+        # Kahan state after adding v to (s=0, c=0, simple=0), with the same double operations
+        y = v - 0.0
+        t = 0.0 + y
+        c = (t - 0.0) - y
+        states.append(f"{{{c_double(t)}, {c_double(c)}, {c_double(0.0 + v)}}}")
+    return ",\n".join(states)
+
+
 def _linear_terms(plan: Plan) -> str:
     e = plan.ens
     lines: list[str] = []
-    f64 = plan.acc_mode == "float64"
+    f64 = plan.acc_mode not in ("float32", "float32_fused")
     band = plan.band > 0
     for o, f, w in zip(e.linear_output.tolist(), e.linear_feature.tolist(), e.linear_weight.tolist(), strict=True):
         xv = f"ltrc_bandv(x[{f}], band)" if band else f"x[{f}]"
@@ -154,6 +168,7 @@ def generate(
         "out_dim": plan.out_dim,
         "row_block": tuning.row_block,
         "band": plan.band > 0,
+        "inf_missing": bool(ens.infinite_as_missing),
         "band_k": c_float(plan.band_k) if plan.vtype == "float" else c_double(plan.band_k),
         "zero_k": c_float(plan.zero_k) if plan.vtype == "float" else c_double(plan.zero_k),
         "linear_leaves": bool(plan.tree_linear.any()),
@@ -169,7 +184,7 @@ def generate(
         n_trees1=max(1, plan.n_trees),
         lid=c_int_array(plan.LID) if n_leaves else "0",
         leaf_base=c_int_array(plan.leaf_base[:-1]) if plan.n_trees else "0",
-        base_acc=c_float_array(plan.base_acc, plan.acc_type),
+        base_acc=_base_acc(plan),
         n_bags=plan.n_bags,
         transform_body=transform_body(ens.transform, plan.K, dict(ens.transform_params)),
         linear_terms=_linear_terms(plan),

@@ -20,6 +20,9 @@ from .plan import BITSET_LIMIT, Plan
 
 F32 = np.float32
 
+#: categorical rule -> suffix of the C helpers (ltrc_code_xgb, ...)
+RULE_SUFFIX = {"xgboost": "xgb", "lightgbm": "lgb", "sklearn": "skl"}
+
 F_NANL = 1 << 24
 F_LE = 1 << 25
 F_CAT = 1 << 26
@@ -90,7 +93,7 @@ def node_table(plan: Plan, trees: np.ndarray | None = None) -> dict[str, Any]:
         with np.errstate(invalid="ignore"):
             uniform = np.where(le, (thr >= B) | (thr < -B), (thr > B) | (thr <= -B))
         band = np.where(zero, B > LIGHTGBM_ZERO_BAND, ~uniform) & ~cat
-        if e.categorical_rule == "xgboost":
+        if e.categorical_rule in ("xgboost", "sklearn"):
             band |= cat
     flags = (
         np.where(nan_left, F_NANL, 0)
@@ -169,7 +172,7 @@ def node_table(plan: Plan, trees: np.ndarray | None = None) -> dict[str, Any]:
         "dd_special": special,
         "dd_op": dd_op,
         "dd_nanl": bool(np.any(nan_left & numeric)),
-        "cat_rule": "xgb" if e.categorical_rule == "xgboost" else "lgb",
+        "cat_rule": RULE_SUFFIX[e.categorical_rule],
         "n_sets1": max(1, len(set_off)),
         "set_off": c_int_array(set_off),
         "set_n": c_int_array(set_n),

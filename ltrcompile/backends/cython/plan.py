@@ -51,7 +51,7 @@ class Plan:
     ens: Ensemble
     vtype: str  # "float" | "double": element type the trees compare
     acc_mode: str
-    acc_type: str  # accumulator variable type
+    acc_type: str  # accumulator variable type ("ltrc_kahan": compensated double sum)
     lv_type: str  # leaf table element type
     n_trees: int
     n_features: int
@@ -99,7 +99,7 @@ class Plan:
                 cat_left=bool(e.cat_left[n]),
                 nan_default=nan_default,
                 cat_set=np.asarray(cats, np.int64),
-                band=self.band > 0 and e.categorical_rule == "xgboost",
+                band=self.band > 0 and e.categorical_rule in ("xgboost", "sklearn"),
             )
         t = float(e.threshold[n])
         le = int(e.op[n]) == Op.LE
@@ -154,7 +154,16 @@ def make_plan(ens: Ensemble) -> Plan:
     n_bags = ens.n_bags
     vtype = "float" if ens.input_cast == "float32" else "double"
     mode = ens.accumulate
-    acc_type = "double" if mode == "float64" else "float"
+    if mode not in ("float32", "float32_fused", "float64", "float64_kahan"):
+        raise UnsupportedModelError(
+            f"accumulation mode {mode!r} has no C implementation in the Cython backend", field="accumulate"
+        )
+    if ens.categorical_rule not in ("xgboost", "lightgbm", "sklearn"):
+        raise UnsupportedModelError(
+            f"categorical rule {ens.categorical_rule!r} has no C implementation in the Cython backend",
+            field="categorical_rule",
+        )
+    acc_type = {"float64": "double", "float64_kahan": "ltrc_kahan"}.get(mode, "float")
     lv_type = "float" if mode == "float32" else "double"
 
     is_leaf = ens.left < 0

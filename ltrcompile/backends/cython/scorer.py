@@ -69,8 +69,8 @@ def import_extension(module: str, so_path: Path) -> ModuleType:
         spec = importlib.util.spec_from_file_location(module, str(so_path))
         if spec is None or spec.loader is None:
             raise ArtifactError(f"{so_path}: cannot be loaded as an extension module")
-        mod = importlib.util.module_from_spec(spec)
         try:
+            mod = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(mod)
         except ImportError as exc:
             raise ArtifactError(f"{so_path}: the extension module failed to load: {exc}") from exc

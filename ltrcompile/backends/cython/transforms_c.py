@@ -39,6 +39,21 @@ _DMAX = """double m = r[0];
 for (int k = 1; k < K_; k++) { if (m != m) break; if (!(r[k] <= m)) m = r[k]; }"""
 
 
+def _sigmoid2_binary_proba(K: int, p: dict[str, Any]) -> str:
+    return "double p1 = 1.0 / (1.0 + exp(-(2.0 * r[0])));\no[0] = 1.0 - p1;\no[1] = p1;"
+
+
+def _to_float32(K: int, p: dict[str, Any]) -> str:
+    return f"for (int k = 0; k < {K}; k++) o[k] = (double)(float)r[k];"
+
+
+def _sigmoid_to_float32(K: int, p: dict[str, Any]) -> str:
+    return f"""for (int k = 0; k < {K}; k++) {{
+    double x = (double)(float)r[k];
+    o[k] = (double)(float)(1.0 / (1.0 + exp(-x)));
+}}"""
+
+
 def _softmax(K: int, p: dict[str, Any]) -> str:
     return (
         _DMAX.replace("K_", str(K))
@@ -117,6 +132,7 @@ TRANSFORM_C: dict[str, Body] = {
     "identity": _identity,
     "sigmoid": _sigmoid,
     "sigmoid_binary_proba": _sigmoid_binary_proba,
+    "sigmoid2_binary_proba": _sigmoid2_binary_proba,
     "softmax": _softmax,
     "exp": _exp,
     "signed_square": _signed_square,
@@ -126,6 +142,8 @@ TRANSFORM_C: dict[str, Body] = {
     "xgb_softmax": _xgb_softmax,
     "xgb_argmax": _xgb_argmax,
     "xgb_hinge": _xgb_hinge,
+    "to_float32": _to_float32,
+    "sigmoid_to_float32": _sigmoid_to_float32,
 }
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .literals import c_double, c_float_array, c_int_array, c_literal
+from .nodetable import RULE_SUFFIX
 from .plan import BITSET_LIMIT, NodeDecision, Plan
 
 #: trees with more internal nodes than this are not force-inlined into their block
@@ -79,7 +80,7 @@ def _value(d: NodeDecision) -> str:
 def _cat_condition(plan: Plan, d: NodeDecision, set_name: str, sets: list[str]) -> str:
     assert d.cat_set is not None
     codes = d.cat_set
-    rule = "xgb" if plan.ens.categorical_rule == "xgboost" else "lgb"
+    rule = RULE_SUFFIX[plan.ens.categorical_rule]
     V = _value(d)
     cv = f"(double){V}"
     if codes.size and int(codes[-1]) >= BITSET_LIMIT:
