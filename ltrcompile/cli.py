@@ -462,7 +462,7 @@ def model_facts(ens: Any) -> dict[str, Any]:
     }
 
 
-def _parity_line(report: Any) -> str:
+def _parity_line(report: Any, verdict: bool = True) -> str:
     if report is None:
         return "NOT VERIFIED (--no-verify)"
     parts = []
@@ -476,8 +476,8 @@ def _parity_line(report: Any) -> str:
             if c.ok
             else f"!= {c.reference} (max|d| {max(c.max_abs_diff or [float('inf')]):.3g})"
         )
-    verdict = "OK" if report.ok else "MISMATCH"
-    return f"{verdict} (atol {report.atol:g}) on {report.rows_checked} rows: " + ", ".join(parts)
+    head = ("OK " if report.ok else "MISMATCH ") if verdict else ""
+    return f"{head}(atol {report.atol:g}) on {report.rows_checked} rows: " + ", ".join(parts)
 
 
 # ============================================================================ compile
@@ -598,7 +598,7 @@ def run_compile(
             result["exit_code"] = EXIT_MISMATCH
             console.out(report.format())
             raise ParityMismatch(
-                f"parity mismatch: {_parity_line(report)}; "
+                f"parity mismatch {_parity_line(report, verdict=False)}; "
                 + (f"rejected artifact kept in {out_path.name}.rejected (no {PARITY_MARKER})" if keep_failed
                    else f"no artifact written to {out_path}"),
                 result,
@@ -1185,8 +1185,8 @@ def verify_command(
     if not report.ok:
         if json_mode:
             # the JSON report is already on stdout; only the one-line error remains
-            raise _Quiet(EXIT_MISMATCH, f"parity mismatch: {_parity_line(report)}")
-        raise ParityMismatch(f"parity mismatch: {_parity_line(report)}")
+            raise _Quiet(EXIT_MISMATCH, f"parity mismatch {_parity_line(report, verdict=False)}")
+        raise ParityMismatch(f"parity mismatch {_parity_line(report, verdict=False)}")
     return EXIT_OK
 
 

@@ -164,8 +164,12 @@ class ParityReport:
         if examples and not self.ok:
             shown = [c for c in self.failures if c.what != "leaf"][:1]
             shown += [c for c in self.failures if c.what == "leaf"][:1]
+            printed: set[int] = set()
             for c in shown:
                 for e in c.examples[:3]:
+                    if c.what == "leaf" and e["row"] in printed:
+                        continue  # its leaf paths were shown with its values
+                    printed.add(e["row"])
                     lines.append(f"  {c.title}: {e['origin']}")
                     if "candidate" in e:
                         lines.append(

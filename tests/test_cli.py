@@ -108,6 +108,11 @@ def models(rank_data, tmp_path_factory):
     nb = lgb.train(dict(objective="regression", num_leaves=6, verbose=-1, num_threads=1, min_data_in_leaf=5),
                    lgb.Dataset(Xn, yn, feature_name=["price", "clicks", "age"]), 5)
     nb.save_model(str(d / "named.txt"))
+    bparams = dict(objective="binary", num_leaves=5, num_threads=1, verbose=-1, seed=2, min_data_in_leaf=20)
+    lgb.train(bparams, lgb.Dataset(Xtr, (ytr > 1).astype(float)), 6).save_model(str(d / "binary.txt"))
+    mparams = dict(objective="multiclass", num_class=3, num_leaves=5, num_threads=1, verbose=-1, seed=2,
+                   min_data_in_leaf=20)
+    lgb.train(mparams, lgb.Dataset(Xtr, np.minimum(ytr, 2)), 4).save_model(str(d / "multi.txt"))
     np.save(d / "test.npy", Xte[:50])
     if _have_format("sklearn"):
         import joblib
@@ -296,6 +301,16 @@ def test_score_csv_by_name_and_npy(models, tmp_path):
     assert p.returncode == 0, p.stderr
     got = np.array([float(ln.split(",")[1]) for ln in p.stdout.splitlines()[1:]])
     np.testing.assert_array_equal(got, lgb.Booster(model_file=str(models / "rank.txt")).predict(np.load(models / "test.npy")))
+
+
+def test_score_multiclass_columns(models):
+    p = run("score", models / "multi.txt", models / "test.npy", "--output-format", "csv")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "row,score_0,score_1,score_2"
+    got = np.array([[float(v) for v in ln.split(",")[1:]] for ln in lines[1:]])
+    want = lgb.Booster(model_file=str(models / "multi.txt")).predict(np.load(models / "test.npy"))
+    np.testing.assert_array_equal(got, want)
 
 
 # --------------------------------------------------------------------------- exit codes & one-line errors
@@ -640,3 +655,35 @@ def test_compile_model_rejects_a_poisoned_build_cache_exit_1(models, tmp_path):
     rejected = tmp_path / "second.rejected"
     assert not (tmp_path / "second").exists()
     assert (rejected / "parity-failed.json").exists() and not (rejected / "parity.json").exists()
+
+
+@needs_backend
+def test_raw_score_artifact_scores_raw_margins_by_default(models, tmp_path):
+    art = tmp_path / "bin"
+    p = run(models / "binary.txt", "-o", art, "--raw-score", "--json", exe="compile-model")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["compile"]["raw_score"] is True
+    native = lgb.Booster(model_file=str(models / "binary.txt"))
+    X = np.load(models / "test.npy")
+    for flag, want in (([], native.predict(X, raw_score=True)), (["--transformed"], native.predict(X))):
+        p = run("score", art, models / "test.npy", "--output-format", "csv", *flag)
+        assert p.returncode == 0, p.stderr
+        got = np.array([float(ln.split(",")[1]) for ln in p.stdout.splitlines()[1:]])
+        np.testing.assert_array_equal(got, want)
+
+
+@needs_backend
+def test_compile_early_stopped_xgboost_keeps_best_iteration(models, tmp_path):
+    native = xgb.Booster(model_file=str(models / "early.json"))
+    p = run(models / "early.json", "-o", tmp_path / "e", "--json", exe="compile-model")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["model"]["trees"] == native.best_iteration + 1
+    assert any("best iteration" in n for n in d["notes"])
+    # parity held against xgboost predicting with the same iteration range
+    assert any(c["reference"].startswith("xgboost") and c["ok"] for c in d["parity"]["checks"])
+    X = np.load(models / "test.npy")
+    p = run("score", tmp_path / "e", models / "test.npy", "--output-format", "csv")
+    got = np.array([float(ln.split(",")[1]) for ln in p.stdout.splitlines()[1:]])
+    want = native.predict(xgb.DMatrix(X), iteration_range=(0, native.best_iteration + 1))
+    np.testing.assert_array_equal(got.astype(np.float32), want)
