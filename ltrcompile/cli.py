@@ -83,9 +83,12 @@ def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, ModelFormatError | FormatDetectionError | IRValidationError | InputDataError):
         return EXIT_BAD_INPUT
     if isinstance(exc, LtrCompileError):
-        name = type(exc).__name__.lower()
-        if "compiler" in name or "toolchain" in name or "build" in name:
-            return EXIT_ENVIRONMENT
+        backend = sys.modules.get("ltrcompile.backends.cython")
+        env_errors = tuple(
+            getattr(backend, n) for n in ("CompilerNotFoundError", "BuildError") if hasattr(backend, n)
+        )
+        if env_errors and isinstance(exc, env_errors):
+            return EXIT_ENVIRONMENT  # no working C compiler / the C build failed (see its log)
         return EXIT_BAD_INPUT
     if isinstance(exc, OSError):
         return EXIT_BAD_INPUT
@@ -162,7 +165,9 @@ def _read_feature_names(path: str) -> list[str]:
         lines = [s.strip() for s in lines[0].split(",")]
     if not lines:
         raise CliError(f"file {path}: the feature-names file is empty (expected one name per line)")
-    dup = sorted({n for n in lines if lines.count(n) > 1})
+    from collections import Counter
+
+    dup = sorted(n for n, k in Counter(lines).items() if k > 1)
     if dup:
         raise CliError(f"file {path}: duplicate feature names {dup[:5]}")
     return lines
@@ -510,6 +515,8 @@ def run_compile(
     _require_toolchain()
     if atol < 0:
         raise CliError(f"--atol must be >= 0, got {atol}")
+    if verify_data and not do_verify:
+        raise CliError("--verify DATA and --no-verify contradict each other")
     with console.phase(f"reading {model}"):
         ens, notes = load_for_cli(
             model, fmt=fmt, feature_names_file=feature_names, num_iteration=num_iteration
@@ -526,8 +533,6 @@ def run_compile(
     for path in verify_data:
         with console.phase(f"reading DATA {path}"):
             datasets.append(_read_data(path, ens, index_base))
-    if datasets and not do_verify:
-        raise CliError("--verify DATA and --no-verify contradict each other")
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.staging-", dir=out_path.parent))
@@ -616,7 +621,7 @@ def run_compile(
     lines = [
         f"compiled {model} -> {out_path}",
         f"  model     {facts['format']}"
-        + (f" ({facts['library']} {facts['library_version']})" if facts.get("library") else "")
+        + (f" ({facts['library']} {facts['library_version']})" if facts.get("library_version") else "")
         + f", objective {facts['objective']}, transform {facts['transform']}",
         f"  trees     {facts['trees']} ({facts['leaves']} leaves, max depth {facts['max_depth']}), "
         f"{facts['n_outputs']} output{'s' if facts['n_outputs'] != 1 else ''}",
