@@ -687,3 +687,21 @@ def test_compile_early_stopped_xgboost_keeps_best_iteration(models, tmp_path):
     got = np.array([float(ln.split(",")[1]) for ln in p.stdout.splitlines()[1:]])
     want = native.predict(xgb.DMatrix(X), iteration_range=(0, native.best_iteration + 1))
     np.testing.assert_array_equal(got.astype(np.float32), want)
+
+
+@needs_backend
+@needs_ranklib
+def test_compile_ranklib_says_no_native_library_and_scores_like_ranklib(tmp_path):
+    art = tmp_path / "lm"
+    p = run(RANKLIB / "lambdamart.model.txt", "-o", art, "--verify", RANKLIB / "test.letor", "--json",
+            exe="compile-model")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert any("RankLib is a Java program" in s for s in d["parity"]["skipped"])
+    assert {c["reference"] for c in d["parity"]["checks"]} == {"interpreter"}
+    assert "skipped native comparison: RankLib" in p.stderr  # the human summary goes to stderr with --json
+    out = tmp_path / "s.tsv"
+    assert run("score", art, RANKLIB / "test.letor", "-o", out).returncode == 0
+    ref = [float(ln.split("\t")[2]) for ln in (RANKLIB / "lambdamart.scores.tsv").read_text().splitlines()]
+    got = [float(ln.split("\t")[3]) for ln in out.read_text().splitlines()[1:]]
+    assert got == ref
