@@ -126,9 +126,17 @@ class RawClient:
     async def post(self, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
         if self.idle:
             reader, writer = self.idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
-            self.all.append(writer)
+            try:
+                return await self._send(reader, writer, path, body)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()  # the server closed an idle keep-alive connection: retry once
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        self.all.append(writer)
+        return await self._send(reader, writer, path, body)
+
+    async def _send(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         writer.write(
             b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n" % (path.encode(), self.host.encode(), len(body)) + body
@@ -196,6 +204,7 @@ async def open_loop(kind: str, url: str, bodies: list[bytes], rate: float, durat
     lat: list[float] = []
     svc: list[dict[str, float]] = []
     errors = 0
+    error_kinds: dict[str, int] = {}
     client = make_client(kind, url)
     cpu0 = time.process_time()
     t0 = time.perf_counter() + 0.05
@@ -206,12 +215,14 @@ async def open_loop(kind: str, url: str, bodies: list[bytes], rate: float, durat
         await asyncio.sleep(max(0.0, sched - time.perf_counter()))
         try:
             status, headers, _ = await client.post("/models/bench/rescore", bodies[i % len(bodies)])
-        except (OSError, asyncio.IncompleteReadError, Exception):
+        except Exception as exc:  # counted and shown, never hidden
             errors += 1
+            error_kinds[type(exc).__name__] = error_kinds.get(type(exc).__name__, 0) + 1
             return
         done = time.perf_counter()
         if status != 200:
             errors += 1
+            error_kinds[f"HTTP {status}"] = error_kinds.get(f"HTTP {status}", 0) + 1
             return
         lat.append(done - sched)
         svc.append(timing(headers["server-timing"]))
@@ -224,6 +235,7 @@ async def open_loop(kind: str, url: str, bodies: list[bytes], rate: float, durat
     return {
         "requests": n,
         "errors": errors,
+        "error_kinds": error_kinds,
         "wall_s": wall,
         "achieved_rps": len(lat) / wall,
         "client_cpu_ms_per_req": cpu / max(1, n) * 1e3,
@@ -410,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_1m": load[0],
             "client_cpu_ms_per_req": ol["client_cpu_ms_per_req"],
             "errors": ol["errors"],
+            "error_kinds": ol["error_kinds"],
             "p50_ms": pct(lat, 50),
             "p90_ms": pct(lat, 90),
             "p99_ms": pct(lat, 99),
@@ -419,6 +432,13 @@ def main(argv: list[str] | None = None) -> int:
             "share_scoring": svc_mean.get("score", 0) / mean_client if lat else None,
             "share_json_and_features": svc_mean.get("parse", 0) / mean_client if lat else None,
             "share_other_http": (mean_client - in_app) / mean_client if lat else None,
+            # where the server's CPU goes (independent of queueing): per request
+            "cpu_share_scoring": svc_mean.get("score", 0) / server_cpu_ms if svc else None,
+            "cpu_share_json_features": svc_mean.get("parse", 0) / server_cpu_ms if svc else None,
+            "cpu_share_response": svc_mean.get("render", 0) / server_cpu_ms if svc else None,
+            "cpu_share_http_rest": 1 - (in_app - svc_mean.get("read", 0)) / server_cpu_ms
+            if svc
+            else None,
         }
         cl = asyncio.run(closed_loop(args.client, url, bodies, args.concurrency, args.duration))
         cl_lat = [x * 1e3 for x in cl["lat"]]
@@ -446,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"open loop  {o['target_rps']:.0f} req/s for {args.duration:.0f} s: achieved {o['achieved_rps']:.1f} req/s, "
-        f"errors {o['errors']}, p50 {o['p50_ms']:.2f} ms, p90 {o['p90_ms']:.2f} ms, "
+        f"errors {o['errors']} {o['error_kinds'] or ''}, p50 {o['p50_ms']:.2f} ms, p90 {o['p90_ms']:.2f} ms, "
         f"p99 {o['p99_ms']:.2f} ms, max {o['max_ms']:.2f} ms"
     )
     sm = o["server_mean_ms"]
@@ -454,6 +474,11 @@ def main(argv: list[str] | None = None) -> int:
         "  server-side mean ms: "
         + ", ".join(f"{k} {v:.3f}" for k, v in sm.items())
         + f" | client-observed mean {o['mean_ms']:.3f}"
+    )
+    print(
+        f"  share of server CPU: scoring {o['cpu_share_scoring']:.0%}, JSON decode + feature "
+        f"matrix {o['cpu_share_json_features']:.0%}, response JSON {o['cpu_share_response']:.0%}, "
+        f"HTTP/ASGI/body read/metrics {o['cpu_share_http_rest']:.0%}"
     )
     print(
         f"  share of latency: scoring {o['share_scoring']:.0%}, JSON decode + feature matrix "
