@@ -413,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         mean_client = float(np.mean(lat)) if lat else float("nan")
         svc_mean = {k: float(np.mean([s[k] for s in svc])) for k in svc[0]} if svc else {}
         in_app = sum(svc_mean.values())
+        work_ms = in_app - svc_mean.get("read", 0.0)
         results["open_loop"] = {
             "target_rps": args.rate,
             "achieved_rps": ol["achieved_rps"],
@@ -432,13 +433,10 @@ def main(argv: list[str] | None = None) -> int:
             "share_scoring": svc_mean.get("score", 0) / mean_client if lat else None,
             "share_json_and_features": svc_mean.get("parse", 0) / mean_client if lat else None,
             "share_other_http": (mean_client - in_app) / mean_client if lat else None,
-            # where the server's CPU goes (independent of queueing): per request
-            "cpu_share_scoring": svc_mean.get("score", 0) / server_cpu_ms if svc else None,
-            "cpu_share_json_features": svc_mean.get("parse", 0) / server_cpu_ms if svc else None,
-            "cpu_share_response": svc_mean.get("render", 0) / server_cpu_ms if svc else None,
-            "cpu_share_http_rest": 1 - (in_app - svc_mean.get("read", 0)) / server_cpu_ms
-            if svc
-            else None,
+            # where the server's own time goes (body read excluded: it waits for the client)
+            "app_share_scoring": svc_mean.get("score", 0) / work_ms if svc else None,
+            "app_share_json_features": svc_mean.get("parse", 0) / work_ms if svc else None,
+            "app_share_response": svc_mean.get("render", 0) / work_ms if svc else None,
         }
         cl = asyncio.run(closed_loop(args.client, url, bodies, args.concurrency, args.duration))
         cl_lat = [x * 1e3 for x in cl["lat"]]
@@ -476,9 +474,9 @@ def main(argv: list[str] | None = None) -> int:
         + f" | client-observed mean {o['mean_ms']:.3f}"
     )
     print(
-        f"  share of server CPU: scoring {o['cpu_share_scoring']:.0%}, JSON decode + feature "
-        f"matrix {o['cpu_share_json_features']:.0%}, response JSON {o['cpu_share_response']:.0%}, "
-        f"HTTP/ASGI/body read/metrics {o['cpu_share_http_rest']:.0%}"
+        f"  share of the server's work (parse + score + render): scoring "
+        f"{o['app_share_scoring']:.0%}, JSON decode + feature matrix "
+        f"{o['app_share_json_features']:.0%}, response JSON {o['app_share_response']:.0%}"
     )
     print(
         f"  share of latency: scoring {o['share_scoring']:.0%}, JSON decode + feature matrix "
