@@ -705,3 +705,15 @@ def test_compile_ranklib_says_no_native_library_and_scores_like_ranklib(tmp_path
     ref = [float(ln.split("\t")[2]) for ln in (RANKLIB / "lambdamart.scores.tsv").read_text().splitlines()]
     got = [float(ln.split("\t")[3]) for ln in out.read_text().splitlines()[1:]]
     assert got == ref
+
+
+@needs_backend
+def test_unknown_strategy_exit_2_and_datadriven_verifies(models, tmp_path):
+    p = run(models / "rank.txt", "-o", tmp_path / "s", "--strategy", "bogus", exe="compile-model")
+    assert_one_line_error(p, 2, "bogus")
+    assert not (tmp_path / "s").exists()
+    p = run(models / "rank.txt", "-o", tmp_path / "d", "--strategy", "datadriven", "--json", exe="compile-model")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["compile"]["strategy"] == "datadriven" and d["parity"]["ok"] is True
+    assert all(c["bit_identical"] for c in d["parity"]["checks"] if c["what"] != "leaf")
