@@ -94,7 +94,7 @@ def random_tree(
             vals = np.round(rng.normal(0, 1, leaf_dim), 3) * (1.0 + rng.random()) * leaf_scale
             leaf_vals[n] = [float(v) for v in vals]
             if linear_leaves and rng.random() < 0.7:
-                k = int(rng.integers(0, 3))
+                k = int(rng.integers(0, min(3, n_features + 1)))
                 fs = rng.choice(n_features, k, replace=False).astype(np.int32)
                 cs = np.round(rng.normal(0, 0.5, k), 4)
                 linear[n] = (float(np.round(rng.normal(), 3)), fs, cs)

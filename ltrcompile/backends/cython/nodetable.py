@@ -203,16 +203,8 @@ def _le_threshold(thr: np.ndarray, le: np.ndarray, vtype: str) -> np.ndarray:
     return out
 
 
-def fast_table(plan: Plan) -> dict[str, Any]:
-    """Branch-free layout for trees of plain numerical nodes.
-
-    Per tree, nodes sit in breadth-first order with both children of a node adjacent, so a step is
-    ``i = child + !(x[f] <= t')``. Leaves are records that point to themselves (``t' = +inf`` on a
-    padding column that is always 0), so a walk may run any number of steps past its leaf; walks
-    stop when every lane stands still. ``fx`` = feature | NaN-goes-left << 31.
-    """
-    e = plan.ens
-    T = plan.n_trees
+def _fast_nodes(e: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(node can take the branch-free walk, NaN goes left, tree can) for every node/tree."""
     internal = e.left >= 0
     thr = e.threshold
     le = e.op == Op.LE
@@ -230,10 +222,30 @@ def fast_table(plan: Plan) -> dict[str, Any]:
     # a zero-default node is plain when every |v| <= 1e-35 compares the default way anyway
     zero_plain = zero & uniform & (zero_cmp == dl)
     ok_node = ~internal | (~cat & (~zero | zero_plain))
-    tree_of = e.tree_of_node()
-    tree_ok = np.ones(T, bool)
-    bad_trees = np.unique(tree_of[~ok_node])
-    tree_ok[bad_trees] = False
+    tree_ok = np.ones(e.n_trees, bool)
+    tree_ok[np.unique(e.tree_of_node()[~ok_node])] = False
+    return ok_node, nan_left, tree_ok
+
+
+def fast_trees(e: Any) -> np.ndarray:
+    """Which trees the branch-free walk can take (plain numerical nodes only)."""
+    return _fast_nodes(e)[2]
+
+
+def fast_table(plan: Plan) -> dict[str, Any]:
+    """Branch-free layout for trees of plain numerical nodes.
+
+    Per tree, nodes sit in breadth-first order with both children of a node adjacent, so a step is
+    ``i = child + !(x[f] <= t')``. Leaves are records that point to themselves (``t' = +inf`` on a
+    padding column that is always 0), so a walk may run any number of steps past its leaf; walks
+    stop when every lane stands still. ``fx`` = feature | NaN-goes-left << 31.
+    """
+    e = plan.ens
+    T = plan.n_trees
+    internal = e.left >= 0
+    thr = e.threshold
+    le = e.op == Op.LE
+    ok_node, nan_left, tree_ok = _fast_nodes(e)
 
     # breadth-first slots, children adjacent; all trees at once, level by level
     sizes = np.diff(e.tree_offset)
