@@ -580,6 +580,10 @@ def test_store_writes_bad_input(served, models, tmp_path):
         after["versions"] == before["versions"]
         and after["active_version"] == before["active_version"]
     )
+    # a failed first upload leaves no model behind
+    r = up(name="brandnew", featureset="letor", body=broken, wait="true")
+    assert r.status_code == 422
+    _err(c.get("/models/brandnew"), 404, "no model 'brandnew'")
     # a model whose features do not fit the feature set
     small = tmp_path / "small.txt"
     X = np.random.default_rng(0).random((200, 5))

@@ -390,6 +390,15 @@ def openapi_spec() -> dict[str, Any]:
                     "required": ["hits"],
                     "properties": {
                         "hits": {"type": "array", "items": hit},
+                        "feature_matrix": {
+                            "type": "object",
+                            "description": "instead of per-hit features: base64 of the little-endian "
+                            "row-major n_hits x n_features matrix (NaN = missing)",
+                            "properties": {
+                                "dtype": {"enum": ["float32", "float64"]},
+                                "data": {"type": "string", "contentEncoding": "base64"},
+                            },
+                        },
                         "window_size": {"type": "integer", "default": 10},
                         "query_weight": {"type": "number", "default": 1.0},
                         "rescore_query_weight": {"type": "number", "default": 1.0},

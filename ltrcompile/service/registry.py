@@ -7,6 +7,7 @@ only after the new version is compiled, verified, committed to disk and loaded.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -337,6 +338,17 @@ class Registry:
             job.finished = time.time()
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
+            if job.state == "failed":
+                self._drop_if_empty(job.model)
+
+    def _drop_if_empty(self, name: str) -> None:
+        """A model whose only upload failed never existed: remove its directory again."""
+        with self._lock:
+            busy = any(j.model == name and j.finished is None for j in self._jobs.values())
+            if busy or self.store.versions(name) or self.store.active_version(name) is not None:
+                return
+            with contextlib.suppress(StoreError, OSError):
+                self.store.delete_model(name)
 
     def _build(
         self,

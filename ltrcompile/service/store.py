@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ..rescore import FeatureSet, RescoreInputError, check_name
+from ..rescore import NAME_RE, FeatureSet, RescoreInputError, check_name
 
 
 class StoreError(Exception):
@@ -138,7 +138,9 @@ class ModelStore:
                 p.unlink(missing_ok=True)
         for d in (self.root / "models").iterdir():
             # a model whose first upload never completed: it was never visible, drop it
-            if d.is_dir() and not self.versions(d.name) and not (d / "ACTIVE").exists():
+            if not d.is_dir() or not NAME_RE.match(d.name):
+                continue
+            if not self.versions(d.name) and not (d / "ACTIVE").exists():
                 shutil.rmtree(d, ignore_errors=True)
 
     def _trash(self, path: Path) -> None:
