@@ -84,6 +84,95 @@ def feature_edge_values(ens: Ensemble) -> dict[int, np.ndarray]:
     return out
 
 
+def _side_value(ens: Ensemble, n: int, go_left: bool) -> float | None:
+    """A value that sends a row at node ``n`` to the requested side (None if none is known)."""
+    if ens.categorical[n]:
+        cats = ens.categories[ens.cat_begin[n] : ens.cat_end[n]]
+        in_set_side_left = bool(ens.cat_left[n])
+        want_in = go_left == in_set_side_left
+        if want_in:
+            return float(cats[0]) if cats.size else None
+        hi = int(cats.max()) + 1 if cats.size else 0
+        return float(hi)
+    t = float(ens.threshold[n])
+    if not np.isfinite(t):
+        return None
+    lt = ens.op[n] == 0
+    if ens.input_cast == "float32":
+        t32 = np.float32(t)  # nearest float32; step to the right side of t exactly
+        le_t = t32 if float(t32) <= t else np.nextafter(t32, np.float32(-np.inf))  # largest f32 <= t
+        gt_t = np.nextafter(le_t, np.float32(np.inf))  # smallest f32 > t
+        lt_t = le_t if float(le_t) < t else np.nextafter(le_t, np.float32(-np.inf))
+        ge_t = lt_t if float(lt_t) >= t else np.nextafter(lt_t, np.float32(np.inf))
+        v = (lt_t if lt else le_t) if go_left else (ge_t if lt else gt_t)
+        return float(v)
+    if go_left:
+        return float(np.nextafter(t, -np.inf)) if lt else t
+    return t if lt else float(np.nextafter(t, np.inf))
+
+
+def node_targeted_rows(ens: Ensemble, base: np.ndarray, *, max_rows: int, seed: int = 0) -> np.ndarray:
+    """Rows steered down each tree to a split, with its feature exactly at / around the threshold.
+
+    For a sampled internal node, every ancestor split gets a value sending the row towards that node
+    (skipped if two ancestors need the same feature on incompatible sides); the node's own feature
+    then takes the threshold, one float32 and one float64 ulp either side, and NaN. Mixed rows alone
+    often never reach a deep node exactly at its threshold.
+    """
+    rng = np.random.default_rng(seed)
+    internal = np.flatnonzero(ens.left >= 0)
+    if internal.size == 0 or max_rows <= 0:
+        return np.zeros((0, ens.n_features))
+    parent = np.full(ens.n_nodes, -1, np.int64)
+    went_left = np.zeros(ens.n_nodes, bool)
+    parent[ens.left[internal]] = internal
+    parent[ens.right[internal]] = internal
+    went_left[ens.left[internal]] = True
+    per_node = 7
+    n_nodes = min(internal.size, max(1, max_rows // per_node))
+    chosen = rng.choice(internal, n_nodes, replace=False) if n_nodes < internal.size else internal
+    out = []
+    for n in chosen:
+        fixed: dict[int, float] = {}
+        ok = True
+        child = int(n)
+        while parent[child] >= 0 and ok:
+            p = int(parent[child])
+            v = _side_value(ens, p, bool(went_left[child]))
+            f = int(ens.feature[p])
+            if v is None or (f in fixed and fixed[f] != v):
+                ok = f in fixed  # keep the closer ancestor's value; the path may still hold
+            else:
+                fixed[f] = v
+            child = p
+        row = base[rng.integers(0, len(base))].copy()
+        for f, v in fixed.items():
+            row[f] = v
+        f = int(ens.feature[n])
+        if ens.categorical[n]:
+            cats = ens.categories[ens.cat_begin[n] : ens.cat_end[n]].astype(np.float64)
+            probes = np.concatenate([cats[:3], [cats.max() + 1 if cats.size else 0.0, -1.0, 0.5, np.nan]])
+        else:
+            t = float(ens.threshold[n])
+            t32 = np.float32(t)
+            probes = np.array(
+                [
+                    t,
+                    np.nextafter(t, np.inf),
+                    np.nextafter(t, -np.inf),
+                    float(np.nextafter(t32, np.float32(np.inf))),
+                    float(np.nextafter(t32, np.float32(-np.inf))),
+                    float(t32),
+                    np.nan,
+                ]
+            )
+        block = np.repeat(row[None, :], probes.size, axis=0)
+        block[:, f] = probes
+        out.append(block)
+    rows = np.vstack(out)
+    return rows[:max_rows]
+
+
 def edge_rows(
     ens: Ensemble,
     background: np.ndarray | None = None,
@@ -129,4 +218,12 @@ def edge_rows(
     planted = bg[rng.integers(0, len(bg), len(pairs))].copy()
     for i, (f, x) in enumerate(pairs):
         planted[i, f] = x
-    return np.vstack([mixed, planted])
+    # 3) targeted rows: steered to a split, its feature at the threshold +- 1 ulp (a third of the budget)
+    n_targeted = max(max_rows // 3, 1)
+    n_mixed_planted = max_rows - n_targeted
+    rows = np.vstack([mixed, planted])
+    if rows.shape[0] > n_mixed_planted:
+        rows = rows[rng.choice(rows.shape[0], n_mixed_planted, replace=False)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        targeted = node_targeted_rows(ens, bg, max_rows=n_targeted, seed=seed)
+    return np.vstack([rows, targeted])
