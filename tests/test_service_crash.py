@@ -146,6 +146,7 @@ def test_kill_at_each_step_of_an_upload(point, want_versions, base_store, two_mo
     assert active == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.0, 0.05, 0.3, 0.8, 2.0])
 def test_sigkill_at_random_moments(delay, base_store, two_models, tmp_path):
     store, tf = fresh_copy(base_store, tmp_path)
