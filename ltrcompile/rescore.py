@@ -430,6 +430,10 @@ class HitParser:
                 f"{spec['dtype']} need {want}"
             )
         X = np.frombuffer(raw, dtype).reshape(n_rows, F).astype(np.float64)
+        if np.isfinite(X).all():  # the common case: one pass
+            if self.fs.normalizers:
+                apply_normalizers_f32(self.fs, X)
+            return X
         if np.isinf(X).any():
             r, c = np.argwhere(np.isinf(X))[0]
             raise RescoreInputError(
