@@ -20,6 +20,7 @@ from ltrcompile.backends.cython import (
     STRATEGIES,
     CompiledScorer,
     CompilerNotFoundError,
+    Tuning,
     load_compiled,
 )
 from ltrcompile.backends.cython import (
@@ -79,6 +80,24 @@ def test_zoo_matches_interpreter(name: str, strategy: str) -> None:
     scorer = build(ens, strategy)
     assert scorer.strategy == strategy
     check_parity(ens, scorer, rows_for(ens, seed=1), f"{name}/{strategy}")
+
+
+TUNINGS = [
+    dict(dd_chain="on"),
+    dict(dd_chain="on", dd_chain_lanes=4, dd_block_trees=3, row_block=8, dd_lanes=4),
+    dict(dd_chain="off", dd_lanes=16, dd_early_exit=True, dd_block_trees=5, row_block=16),
+]
+
+
+@pytest.mark.parametrize("tuning", range(len(TUNINGS)))
+@pytest.mark.parametrize("name", ["xgb_like_lt_f32", "lgb_like_le_band", "mixed_ops_all_policies", "weights_fused_bags_avg", "deep_trees"])
+def test_datadriven_kernel_variants(name: str, tuning: int) -> None:
+    """Chained walks, lane counts, early exit and block sizes all score identically."""
+    kw = dict(ZOO[name])
+    kw["n_trees"] = max(kw.get("n_trees", 6), 11)
+    ens = ensemble(sum(map(ord, name)) + 7, **kw)
+    s = build(ens, "datadriven", tuning=Tuning(**TUNINGS[tuning]))
+    check_parity(ens, s, rows_for(ens, seed=3), f"{name}/{TUNINGS[tuning]}", n_one=10)
 
 
 @pytest.mark.parametrize("name", sorted(TRANSFORMS))

@@ -38,6 +38,8 @@ class Tuning:
     dd_block_trees: int = 32  # trees per block (data-driven)
     dd_lanes: int = 8  # walks interleaved by the branch-free kernel
     dd_early_exit: bool = False  # stop a walk group once every lane stands on its leaf
+    dd_chain: str = "auto"  # "auto" | "on" | "off": chained trees for batch scoring (deep trees)
+    dd_chain_lanes: int = 8  # rows walked at once by the chained kernel
     parallel_min_rows: int = 256  # below this, n_threads is ignored
 
     def to_dict(self) -> dict[str, int]:
@@ -139,12 +141,15 @@ def _base_acc(plan: Plan) -> str:
     return ",\n".join(states)
 
 
-def _linear_terms(plan: Plan) -> str:
+def _linear_terms(plan: Plan, fmap: np.ndarray | None = None) -> str:
+    """Linear terms in order; ``fmap`` maps features to scratch columns (data-driven)."""
     e = plan.ens
     lines: list[str] = []
     f64 = plan.acc_mode not in ("float32", "float32_fused")
     band = plan.band > 0
     for o, f, w in zip(e.linear_output.tolist(), e.linear_feature.tolist(), e.linear_weight.tolist(), strict=True):
+        if fmap is not None:
+            f = int(fmap[f])
         xv = f"ltrc_bandv(x[{f}], band)" if band else f"x[{f}]"
         if f64:
             body = f"double p = {c_double(w)} * xv; double nv = r[{o}] + p;"
@@ -193,6 +198,15 @@ def generate(
     src.files["ltrc_model.h"] = env.get_template("ltrc_model.h.j2").render(**common)
 
     n_leaves = plan.n_leaves
+    # data-driven: rows are copied into a scratch block holding only the features the model reads
+    fmap = np.arange(max(1, plan.n_features), dtype=np.int64)
+    used = fmap[: plan.n_features]
+    if strategy == "datadriven":
+        from .nodetable import used_features
+
+        used = used_features(plan)
+        fmap = np.full(max(1, plan.n_features), -1, np.int64)
+        fmap[used] = np.arange(used.size)
     drv: dict[str, Any] = dict(common)
     drv.update(
         n_leaves1=max(1, n_leaves),
@@ -202,7 +216,7 @@ def generate(
         base_acc=_base_acc(plan),
         n_bags=plan.n_bags,
         transform_body=transform_body(ens.transform, plan.K, dict(ens.transform_params)),
-        linear_terms=_linear_terms(plan),
+        linear_terms=_linear_terms(plan, fmap),
         average=ens.average_denominator is not None,
         average_raw=bool(ens.average_raw),
         average_denominator=c_double(ens.average_denominator or 1.0),
@@ -217,7 +231,7 @@ def generate(
             ll_end=c_int_array(ll["end"]),
             ll_const=c_float_array(ll["const"], "double"),
             n_ll1=max(1, ll["feature"].size),
-            ll_feat=c_int_array(ll["feature"]) if ll["feature"].size else "0",
+            ll_feat=c_int_array(fmap[ll["feature"]]) if ll["feature"].size else "0",
             ll_coef=c_float_array(ll["coeff"], "double") if ll["coeff"].size else "0",
             lvraw=c_float_array(plan.LVRAW, "double"),
         )
@@ -241,15 +255,31 @@ def generate(
             if progress is not None:
                 progress(done, plan.n_trees)
     else:
-        from .nodetable import fast_table, node_table
+        from .nodetable import (
+            chain_possible,
+            chain_table,
+            chain_wanted,
+            fast_layout,
+            fast_table,
+            node_table,
+        )
 
         bt = tuning.dd_block_trees
         t0s = list(range(0, plan.n_trees, bt))
-        fast = fast_table(plan)
+        layout = fast_layout(plan, fmap, int(used.size))
+        fast = fast_table(plan, layout)
+        chain = chain_possible(plan, layout) and (
+            tuning.dd_chain == "on" or (tuning.dd_chain == "auto" and chain_wanted(plan, layout))
+        )
+        drv.update(chain_table(plan, layout, bt) if chain else {"chain": False})
         drv.update(fast)
-        drv.update(node_table(plan, trees=np.flatnonzero(~fast.pop("_tree_ok"))))
+        drv.update(node_table(plan, fmap, trees=np.flatnonzero(~fast.pop("_tree_ok"))))
         drv.update(
+            n_cols=int(used.size),
+            identity_cols=bool(used.size == plan.n_features),
+            used_cols=c_int_array(used) if used.size else "0",
             lanes=tuning.dd_lanes,
+            chain_lanes=tuning.dd_chain_lanes,
             early_exit=tuning.dd_early_exit,
             dd_slot=c_int_array(plan.tree_slot) if plan.n_trees else "0",
             n_lv1=max(1, plan.LV.size),

@@ -9,6 +9,7 @@ specialised on which of these the model uses.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,8 +46,20 @@ def _round_f32(t: np.ndarray, down: np.ndarray) -> np.ndarray:
     return f.astype(np.float64)
 
 
-def node_table(plan: Plan, trees: np.ndarray | None = None) -> dict[str, Any]:
-    """Template variables of the generic (per-row, branching) node table for the given trees."""
+def used_features(plan: Plan) -> np.ndarray:
+    """Sorted features any split, linear leaf or linear term reads (the scratch block's columns)."""
+    e = plan.ens
+    parts = [e.feature[e.left >= 0].astype(np.int64), e.linear_feature.astype(np.int64)]
+    if plan.lin_leaf:
+        parts.append(plan.lin_leaf["feature"].astype(np.int64))
+    return np.unique(np.concatenate(parts))
+
+
+def node_table(plan: Plan, fmap: np.ndarray, trees: np.ndarray | None = None) -> dict[str, Any]:
+    """Template variables of the generic (per-row, branching) node table for the given trees.
+
+    ``fmap`` maps a model feature to its column in the scratch block.
+    """
     e = plan.ens
     if e.n_features >= (1 << 24):
         raise UnsupportedModelError(
@@ -105,7 +118,7 @@ def node_table(plan: Plan, trees: np.ndarray | None = None) -> dict[str, Any]:
         | np.where(cat & (miss == Missing.NAN_DEFAULT), F_NANDEF, 0)
         | np.where(dl, F_DL, 0)
     ).astype(np.int64)
-    fx = (e.feature[internal].astype(np.int64) & 0xFFFFFF) | flags
+    fx = (fmap[e.feature[internal].astype(np.int64)] & 0xFFFFFF) | flags
 
     if plan.vtype == "float":
         thr_k = _round_f32(np.where(cat, 0.0, thr), le)
@@ -184,6 +197,23 @@ def node_table(plan: Plan, trees: np.ndarray | None = None) -> dict[str, Any]:
     }
 
 
+@dataclass
+class FastLayout:
+    """Per-slot arrays of the branch-free table (see :func:`fast_layout`)."""
+
+    thr: np.ndarray  # left iff x <= thr (kernel type values)
+    feat: np.ndarray  # scratch column (leaves: the padding column)
+    child: np.ndarray  # left child slot (leaves: themselves)
+    leaf: np.ndarray  # tree-local leaf index, -1 on internal slots
+    nl: np.ndarray  # NaN goes left
+    seg: np.ndarray  # (n_trees + 1,) first slot of each tree (fast trees only)
+    depth: np.ndarray  # (n_trees,) max depth
+    mean_leaf_depth: np.ndarray  # (n_trees,) mean depth of its leaves
+    tree_ok: np.ndarray  # (n_trees,) tree is in the table
+    n_cols: int
+    nanl: bool  # any node sends NaN left
+
+
 def _le_threshold(thr: np.ndarray, le: np.ndarray, vtype: str) -> np.ndarray:
     """Thresholds ``t'`` with ``left iff v <= t'`` for every non-NaN ``v`` of the kernel type.
 
@@ -232,8 +262,8 @@ def fast_trees(e: Any) -> np.ndarray:
     return _fast_nodes(e)[2]
 
 
-def fast_table(plan: Plan) -> dict[str, Any]:
-    """Branch-free layout for trees of plain numerical nodes.
+def fast_layout(plan: Plan, fmap: np.ndarray, n_cols: int) -> FastLayout:
+    """Branch-free layout (numpy arrays) for trees of plain numerical nodes.
 
     Per tree, nodes sit in breadth-first order with both children of a node adjacent, so a step is
     ``i = child + !(x[f] <= t')``. Leaves are records that point to themselves (``t' = +inf`` on a
@@ -258,13 +288,9 @@ def fast_table(plan: Plan) -> dict[str, Any]:
     slot[frontier] = seg[ftree]
     next_free = seg[:-1] + 1
     depth = np.zeros(T, np.int64)
-    min_leaf = np.full(T, np.iinfo(np.int64).max, np.int64)
     level = 0
     while frontier.size:
         is_int = e.left[frontier] >= 0
-        leaf_tr = ftree[~is_int]
-        if leaf_tr.size:
-            np.minimum.at(min_leaf, leaf_tr, level)
         fi = frontier[is_int]
         ti = ftree[is_int]
         if fi.size == 0:
@@ -283,19 +309,18 @@ def fast_table(plan: Plan) -> dict[str, Any]:
         frontier[1::2] = e.right[fi]
         ftree = np.repeat(ti, 2)
         level += 1
-    min_leaf[min_leaf == np.iinfo(np.int64).max] = 0
 
     n_slots = int(seg[-1])
     nodes_in = np.flatnonzero(slot >= 0)
     s = slot[nodes_in]
     f_thr = np.full(n_slots, np.inf)
-    f_fx = np.full(n_slots, plan.n_features, np.int64)  # leaves read the padding column (0.0)
+    f_fx = np.full(n_slots, n_cols, np.int64)  # leaves read the padding column (0.0)
     f_child = np.arange(n_slots, dtype=np.int64)  # leaves point to themselves
     f_leaf = np.full(n_slots, -1, np.int64)
     isi = e.left[nodes_in] >= 0
     ni, si = nodes_in[isi], s[isi]
     f_thr[si] = _le_threshold(thr[ni], le[ni], plan.vtype)
-    f_fx[si] = e.feature[ni].astype(np.int64)
+    f_fx[si] = fmap[e.feature[ni].astype(np.int64)]
     f_child[si] = slot[e.left[ni]]
     nl, sl = nodes_in[~isi], s[~isi]
     f_leaf[sl] = plan.leaf_local[nl]
@@ -304,10 +329,46 @@ def fast_table(plan: Plan) -> dict[str, Any]:
 
     nl_flags = np.zeros(n_slots, np.int64)
     nl_flags[si] = nan_left[ni]
-    delta = f_child - np.arange(n_slots, dtype=np.int64)
-    pack32 = bool(plan.n_features < 0xFFFF and (n_slots == 0 or (delta.min() >= 0 and delta.max() < 0x10000)))
-    packed = (delta << 16) | f_fx if pack32 else (f_child << 32) | f_fx
-    root = np.where(tree_ok, seg[:-1], 0)
+    leaf_depth = np.zeros(T, np.float64)
+    leaves = nodes_in[~isi]
+    if leaves.size:
+        d = _node_depth(e)[leaves]
+        tr = e.tree_of_node()[leaves]
+        leaf_depth = np.bincount(tr, weights=d, minlength=T) / np.maximum(np.bincount(tr, minlength=T), 1)
+    return FastLayout(
+        thr=f_thr, feat=f_fx, child=f_child, leaf=f_leaf, nl=nl_flags, seg=seg, depth=depth,
+        mean_leaf_depth=leaf_depth, tree_ok=tree_ok, n_cols=n_cols,
+        nanl=bool(np.any(nan_left & internal & ok_node)),
+    )
+
+
+def _node_depth(e: Any) -> np.ndarray:
+    depth = np.zeros(e.n_nodes, np.int64)
+    frontier = e.tree_offset[:-1].astype(np.int64)
+    d = 0
+    while frontier.size:
+        depth[frontier] = d
+        internal = frontier[e.left[frontier] >= 0]
+        frontier = np.concatenate([e.left[internal], e.right[internal]]).astype(np.int64)
+        d += 1
+    return depth
+
+
+def _pack(child: np.ndarray, feat: np.ndarray, n_cols: int) -> tuple[bool, np.ndarray]:
+    """(4-byte packing?, child delta << 16 | feature, or child << 32 | feature)."""
+    n = child.size
+    delta = child - np.arange(n, dtype=np.int64)
+    pack32 = bool(n_cols < 0xFFFF and (n == 0 or (delta.min() >= 0 and delta.max() < 0x10000)))
+    return pack32, ((delta << 16) | feat if pack32 else (child << 32) | feat)
+
+
+def fast_table(plan: Plan, L: FastLayout) -> dict[str, Any]:
+    """Template variables of the per-tree branch-free table."""
+    T = plan.n_trees
+    n_slots = L.thr.size
+    pack32, packed = _pack(L.child, L.feat, L.n_cols)
+    root = np.where(L.tree_ok, L.seg[:-1], 0)
+    tree_ok, depth, f_thr, f_leaf, nl_flags = L.tree_ok, L.depth, L.thr, L.leaf, L.nl
     return {
         "n_fast1": max(1, n_slots),
         "fast_thr": c_float_array(f_thr, plan.vtype) if n_slots else "0",
@@ -320,7 +381,79 @@ def fast_table(plan: Plan) -> dict[str, Any]:
         "fast_dmax": c_int_array(np.where(tree_ok, depth, 0)) if T else "0",
         "fast_any": bool(tree_ok.any()),
         "fast_all": bool(tree_ok.all()),
-        "fast_nanl": bool(np.any(nan_left & internal & ok_node)),
+        "fast_nanl": L.nanl,
         "generic_trees": int((~tree_ok).sum()),
         "_tree_ok": tree_ok,
     }
+
+
+def chain_table(plan: Plan, L: FastLayout, block_trees: int) -> dict[str, Any]:
+    """The per-tree table with trees chained: a leaf adds its value and moves on to the next tree.
+
+    Used for batch scoring of single-output models whose trees all take the branch-free walk: a
+    lane (one row) walks a whole block of trees in one go, so it spends a step per level it really
+    descends plus one per tree, instead of every tree's maximum depth. Internal slots add -0.0 (a
+    no-op in every precision). After a block's last tree the lane stops on a sink slot.
+    """
+    T = plan.n_trees
+    nb = (T + block_trees - 1) // block_trees
+    n_fast = L.thr.size
+    n = n_fast + nb
+    slot_tree = np.searchsorted(L.seg, np.arange(n_fast), side="right") - 1
+    block_of_tree = np.arange(T) // block_trees
+    shift = block_of_tree[slot_tree] if n_fast else np.zeros(0, np.int64)
+    pos = np.arange(n_fast) + shift  # chain index of each fast slot
+    t1 = np.minimum((np.arange(nb) + 1) * block_trees, T)
+    sink = L.seg[t1] + np.arange(nb)
+    thr = np.full(n, np.inf)
+    feat = np.full(n, L.n_cols, np.int64)
+    child = np.zeros(n, np.int64)
+    nl = np.zeros(n, np.int64)
+    val = np.full(n, -0.0)
+    thr[pos] = L.thr
+    feat[pos] = L.feat
+    nl[pos] = L.nl
+    is_leaf = L.leaf >= 0
+    child[pos[~is_leaf]] = L.child[~is_leaf] + shift[~is_leaf]
+    lt = slot_tree[is_leaf]
+    last = (lt + 1) % block_trees == 0
+    last |= lt + 1 == T
+    nxt = np.where(last, sink[block_of_tree[lt]], L.seg[np.minimum(lt + 1, T)] + block_of_tree[lt])
+    child[pos[is_leaf]] = nxt
+    val[pos[is_leaf]] = plan.LV[plan.leaf_base[lt] + L.leaf[is_leaf], 0]
+    child[sink] = sink
+    pack32, packed = _pack(child, feat, L.n_cols)
+    roots = L.seg[np.arange(nb) * block_trees] + np.arange(nb)
+    steps = np.add.reduceat(L.depth + 1, np.arange(nb) * block_trees) + 1 if T else np.zeros(0, np.int64)
+    return {
+        "chain": True,
+        "n_chain1": max(1, n),
+        "chain_thr": c_float_array(thr, plan.vtype) if n else "0",
+        "chain_pack32": pack32,
+        "chain_pack": c_int_array(packed) if n else "0",
+        "chain_nl": c_int_array(nl) if n else "0",
+        "chain_val": c_float_array(val, plan.lv_type) if n else "0",
+        "chain_root": c_int_array(roots) if nb else "0",
+        "chain_sink": c_int_array(sink) if nb else "0",
+        "chain_steps": c_int_array(steps) if nb else "0",
+    }
+
+
+def chain_wanted(plan: Plan, L: FastLayout) -> bool:
+    """Chaining pays when trees are much deeper than their typical leaf (leaf-wise growth)."""
+    if not plan.n_trees or not L.tree_ok.all():
+        return False
+    if plan.NA != 1 or plan.D != 1 or plan.tree_linear.any() or plan.acc_type == "ltrc_kahan":
+        return False
+    return float(L.depth.mean()) > 1.25 * float(L.mean_leaf_depth.mean() + 1.0)
+
+
+def chain_possible(plan: Plan, L: FastLayout) -> bool:
+    return bool(
+        plan.n_trees
+        and L.tree_ok.all()
+        and plan.NA == 1
+        and plan.D == 1
+        and not plan.tree_linear.any()
+        and plan.acc_type != "ltrc_kahan"
+    )
