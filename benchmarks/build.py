@@ -3,10 +3,13 @@
 Run as ``python -m benchmarks.build '<json spec>'``; prints one ``BUILD-RESULT {json}`` line with
 the phase times, the artifact's size and the build's peak memory:
 
-* ``peak_rss_mib``: the largest resident set of any single process of the build (this process or
-  any compiler it waited for), from ``getrusage(RUSAGE_SELF / RUSAGE_CHILDREN)``;
+* ``peak_rss_mib``: the largest resident set of any single process of the build: this process's
+  high-water mark (``VmHWM``) or the largest RSS sampled from any compiler process it started;
 * ``peak_tree_rss_mib``: the largest *sum* over the process tree, sampled every 20 ms with psutil
   (parallel compilers add up; a spike shorter than the interval can be missed).
+
+``getrusage`` is not used: on Linux a forked child's ``ru_maxrss`` starts from its parent's size at
+fork time, so it would report the benchmark runner's memory, not the compiler's.
 
 A fresh process per build keeps one build's memory and warm caches out of the next one's numbers.
 """
@@ -31,7 +34,8 @@ class _TreeSampler(threading.Thread):
     def __init__(self, interval: float = 0.02) -> None:
         super().__init__(daemon=True)
         self.interval = interval
-        self.peak = 0
+        self.peak = 0  # sum over the tree
+        self.peak_child = 0  # any single child process
         self._stop_evt = threading.Event()
 
     def run(self) -> None:
@@ -48,9 +52,12 @@ class _TreeSampler(threading.Thread):
                 procs = [me]
             for p in procs:
                 try:
-                    total += p.memory_info().rss
+                    rss = p.memory_info().rss
                 except psutil.Error:
-                    pass
+                    continue
+                total += rss
+                if p is not me:
+                    self.peak_child = max(self.peak_child, rss)
             self.peak = max(self.peak, total)
             self._stop_evt.wait(self.interval)
 
@@ -58,6 +65,17 @@ class _TreeSampler(threading.Thread):
         self._stop_evt.set()
         self.join(timeout=1)
         return self.peak
+
+
+def _self_hwm_bytes() -> int:
+    """This process's peak resident set (``VmHWM``; reset by exec, unlike ``ru_maxrss``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _size(path: Path) -> int:
@@ -136,17 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     phases, artifact = BUILDERS[spec["kind"]](spec)
     total = time.perf_counter() - t0
     tree_peak = sampler.stop()
-    self_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    child_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    self_peak = _self_hwm_bytes()
     result = {
         "phases": phases,
         "total_s": total,
         "artifact": str(artifact),
         "artifact_bytes": _size(artifact),
-        "peak_rss_mib": max(self_kib, child_kib) / 1024,
-        "peak_rss_self_mib": self_kib / 1024,
-        "peak_rss_children_mib": child_kib / 1024,
-        "peak_tree_rss_mib": tree_peak / 2**20,
+        "peak_rss_mib": max(self_peak, sampler.peak_child) / 2**20,
+        "peak_rss_self_mib": self_peak / 2**20,
+        "peak_rss_child_mib": sampler.peak_child / 2**20,
+        "peak_tree_rss_mib": max(tree_peak, self_peak) / 2**20,
     }
     sys.stdout.flush()
     print(MARK + json.dumps(result), flush=True)

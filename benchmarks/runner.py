@@ -13,6 +13,8 @@ import json
 import shutil
 import tempfile
 import time
+import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +127,31 @@ def _edge_rows(bm: models.BenchModel, n: int) -> tuple[np.ndarray | None, np.nda
 
     X = np.ascontiguousarray(edge_rows(bm.ir, background=bm.gate_X[:256], max_rows=n, seed=3))
     src = models.load_source(bm.library, bm.path)
-    return X, models.source_raw(bm.library, src, X)
+    try:
+        with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return X, models.source_raw(bm.library, src, X)
+    except ValueError:
+        # scikit-learn refuses infinities and values beyond float32: keep the rows it accepts
+        keep = ~np.any(np.isinf(X) | (np.abs(np.nan_to_num(X)) > np.finfo(np.float32).max), axis=1)
+        X = np.ascontiguousarray(X[keep])
+        return X, models.source_raw(bm.library, src, X)
+
+
+def _predict_call_s(seen: list[tuple[int, float]], batch: int) -> float:
+    """Expected seconds per call at ``batch`` from the engine's calls at smaller batches.
+
+    A line through the last two points (fixed cost + per-row cost), so a call dominated by fixed
+    overhead at small batches is not extrapolated as if all of it grew with the rows.
+    """
+    if not seen:
+        return 0.0
+    b1, t1 = seen[-1]
+    if len(seen) == 1 or seen[-2][0] == b1:
+        return t1 * batch / b1
+    b0, t0 = seen[-2]
+    slope = max((t1 - t0) / (b1 - b0), t1 / b1 * 0.1)
+    return t1 + slope * (batch - b1)
 
 
 def _batch(pool: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -170,7 +196,11 @@ class Runner:
         try:
             for spec in cfg.specs or models.select(cfg.quick, cfg.model_ids):
                 t0 = time.perf_counter()
-                self._one_model(spec, work, result)
+                try:
+                    self._one_model(spec, work, result)
+                except Exception as exc:  # noqa: BLE001 -- report it and go on with the other models
+                    self.log("".join(traceback.format_exception(exc)))
+                    self._skip_model(result, spec.id, f"the harness failed on this model: {_first_line(exc)}")
                 self.log(f"  [{spec.id} done in {time.perf_counter() - t0:.0f} s; "
                          f"run {time.perf_counter() - t_start:.0f} s so far]")
         finally:
@@ -193,6 +223,9 @@ class Runner:
             self._skip_model(result, spec.id, f"could not train or load it: {_first_line(exc)}")
             return
         _load_ir(bm)
+        if bm.library == "ranklib" and bm.ir is not None and bm.ir.n_features < bm.n_features:
+            # RankLib reads only the feature ids the model uses: pass exactly those columns
+            bm.pool = bm.gate_X = np.ascontiguousarray(bm.gate_X[:, : bm.ir.n_features])
         if bm.ir_error:
             self.log(f"  note: {bm.ir_error}")
         mrec = _model_record(bm)
@@ -319,7 +352,7 @@ class Runner:
         if not ready:
             return
         for threads in cfg.threads:
-            per_row: dict[str, float] = {}
+            seen: dict[str, list[tuple[int, float]]] = {}  # label -> [(batch, seconds per call)]
             for batch in cfg.batches:
                 X = _batch(bm.pool, batch, cfg.seed + batch)
                 calls: list[tuple[str, Any]] = []
@@ -329,7 +362,7 @@ class Runner:
                     if not eng.accepts(label, batch, threads):
                         continue
                     owners[label] = eng
-                    guess = per_row.get(label, 0.0) * batch
+                    guess = _predict_call_s(seen.get(label, []), batch)
                     if guess > cfg.budget.max_call_s:
                         pre_skipped[label] = (f"too slow for this cell (about {guess:.0f} s per call "
                                               f"> {cfg.budget.max_call_s:g} s cap)")
@@ -347,12 +380,12 @@ class Runner:
                     t = timings.get(label)
                     if t is not None and t.samples_ns:
                         row = _cell_row(bm, eng, label, threads, batch, t, "ok", "", load | load_info[label])
-                        per_row[label] = row["median_us"] / 1e6 / batch
+                        seen.setdefault(label, []).append((batch, row["median_us"] / 1e6))
                         parts.append(f"{label} {row['median_us']:.1f}")
                     else:
                         reason = pre_skipped.get(label) or (t.skipped if t else "") or "not timed"
                         row = _cell_row(bm, eng, label, threads, batch, None, "skipped", reason, load)
-                        per_row[label] = max(per_row.get(label, 0.0), 2 * cfg.budget.max_call_s / batch)
+                        seen.setdefault(label, []).append((batch, 2 * cfg.budget.max_call_s))
                         parts.append(f"{label} skipped")
                     result["cells"].append(row)
                 self.log(f"  t={threads} b={batch:>6} ({cell_s:4.1f} s) median us/call: " + "; ".join(parts))
