@@ -174,3 +174,13 @@ def test_build_subprocess_measures_a_real_compiler(tmp_path):
     assert rec["artifact_bytes"] > 0 and rec["peak_rss_mib"] > 10 and rec["phases"]["compile_s"] > 0
     eng.load(bm, rec)
     assert protocol.gate(bm.gate_ref, eng.raw("lleaves", bm.gate_X)).passed
+
+
+def test_call_time_prediction_separates_fixed_cost():
+    from benchmarks.runner import _predict_call_s
+
+    assert _predict_call_s([], 1000) == 0.0
+    assert _predict_call_s([(10, 0.001)], 100) == pytest.approx(0.01)  # one point: per-row scaling
+    # 1 ms fixed + 2 us per row: the line through two points, not 100x the batch-100 time
+    guess = _predict_call_s([(10, 0.00102), (100, 0.0012)], 10_000)
+    assert guess == pytest.approx(0.0012 + 9_900 * 2e-6, rel=0.01)
