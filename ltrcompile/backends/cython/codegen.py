@@ -36,10 +36,11 @@ class Tuning:
     max_block_trees: int = 64
     unit_nodes: int = 4000  # internal nodes per translation unit (straight-line)
     dd_block_trees: int = 32  # trees per block (data-driven)
-    dd_lanes: int = 8  # walks interleaved by the branch-free kernel
+    dd_lanes: int = 16  # walks interleaved by the branch-free kernel
     dd_early_exit: bool = False  # stop a walk group once every lane stands on its leaf
-    dd_chain: str = "auto"  # "auto" | "on" | "off": chained trees for batch scoring (deep trees)
+    dd_chain: str = "off"  # "auto" | "on" | "off": chained trees for batch scoring (deep trees)
     dd_chain_lanes: int = 8  # rows walked at once by the chained kernel
+    dd_aos: bool = False  # threshold and packed child/feature side by side (one cache line per node)
     parallel_min_rows: int = 256  # below this, n_threads is ignored
 
     def to_dict(self) -> dict[str, int]:
@@ -280,6 +281,7 @@ def generate(
             used_cols=c_int_array(used) if used.size else "0",
             lanes=tuning.dd_lanes,
             chain_lanes=tuning.dd_chain_lanes,
+            aos=tuning.dd_aos,
             early_exit=tuning.dd_early_exit,
             dd_slot=c_int_array(plan.tree_slot) if plan.n_trees else "0",
             n_lv1=max(1, plan.LV.size),

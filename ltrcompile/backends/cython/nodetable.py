@@ -369,8 +369,16 @@ def fast_table(plan: Plan, L: FastLayout) -> dict[str, Any]:
     pack32, packed = _pack(L.child, L.feat, L.n_cols)
     root = np.where(L.tree_ok, L.seg[:-1], 0)
     tree_ok, depth, f_thr, f_leaf, nl_flags = L.tree_ok, L.depth, L.thr, L.leaf, L.nl
+    # predict_one walks the fast trees sorted by depth (then the generic ones)
+    fast_idx = np.flatnonzero(tree_ok)
+    order = np.concatenate([fast_idx[np.argsort(depth[fast_idx], kind="stable")], np.flatnonzero(~tree_ok)])
+    lit = c_float if plan.vtype == "float" else c_double
+    aos = ",\n".join(f"{{{lit(t)},{p}u}}" for t, p in zip(f_thr.tolist(), packed.tolist(), strict=True))
     return {
         "n_fast1": max(1, n_slots),
+        "fast_aos": aos if n_slots else "{0,0u}",
+        "one_order": c_int_array(order) if T else "0",
+        "n_fast_trees": int(fast_idx.size),
         "fast_thr": c_float_array(f_thr, plan.vtype) if n_slots else "0",
         "pack32": pack32,
         "fast_pack": c_int_array(packed) if n_slots else "0",
