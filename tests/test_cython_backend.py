@@ -87,6 +87,7 @@ TUNINGS = [
     dict(dd_chain="on", dd_chain_lanes=4, dd_block_trees=3, row_block=8, dd_lanes=4),
     dict(dd_chain="off", dd_lanes=16, dd_early_exit=True, dd_block_trees=5, row_block=16),
     dict(dd_aos=True, dd_lanes=8),
+    dict(dd_incbin_min=1),  # every big table as a binary file pulled in with .incbin
 ]
 
 
