@@ -305,15 +305,16 @@ def test_load_rejects_foreign_or_corrupt_artifacts(tmp_path: Path) -> None:
         load_compiled(tmp_path)
     other = tmp_path / "b"
     build(ensemble(52, n_trees=3), out_dir=other, cache=False)
-    so = next(other.glob("ltrc_*.so"))
-    data = bytearray(so.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    so.write_bytes(bytes(data))
+    # corrupt a COPY: the built module is loaded in this process, and rewriting a mapped shared
+    # object in place changes its code under the loader (it crashed at interpreter exit)
     fresh = tmp_path / "c"
     fresh.mkdir()
     for p in other.iterdir():
         if p.is_file():
-            (fresh / p.name).write_bytes(p.read_bytes())
+            data = bytearray(p.read_bytes())
+            if p.name.startswith("ltrc_") and p.suffix == ".so":
+                data[len(data) // 2] ^= 0xFF
+            (fresh / p.name).write_bytes(bytes(data))
     m2 = json.loads((fresh / "manifest.json").read_text())
     m2["module"] = "ltrc_" + "0" * 24  # not loaded in this process yet, so the checksum is checked
     (fresh / "manifest.json").write_text(json.dumps(m2))
