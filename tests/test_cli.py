@@ -601,7 +601,10 @@ def _tamper_extension(art: Path, model: Path, delta: float = 0.5) -> float:
     for v in _visited_leaf_values(model):
         pat = struct.pack("<d", v)
         if data.count(pat) == 1:
-            so.write_bytes(data.replace(pat, struct.pack("<d", v + delta)))
+            # new inode (write + rename): never rewrite a shared object that may be mapped
+            tmp = so.with_name(so.name + ".tmp")
+            tmp.write_bytes(data.replace(pat, struct.pack("<d", v + delta)))
+            os.replace(tmp, so)
             manifest["extension_sha256"] = hashlib.sha256(so.read_bytes()).hexdigest()
             (art / "manifest.json").write_text(json.dumps(manifest))
             return v
