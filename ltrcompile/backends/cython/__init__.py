@@ -150,6 +150,7 @@ def compile(  # noqa: A001 - the public name the package exports
             ir_digest,
             tune,
             progress=lambda done, total: bar.update("generating code", done, total),
+            incbin=tc.incbin,
         )
         build_dir = staging / SRC_DIR
         write_sources(src, build_dir)
@@ -232,7 +233,7 @@ def _manifest(
             else {str(k): v for k, v in ens.feature_categories.items()},
             "normalizers": ens.normalizers,
         },
-        "sources": sorted(src.files) + ["ltrc_wrapper.pyx", "ltrc_wrapper.c"],
+        "sources": sorted(src.files) + sorted(src.binaries) + ["ltrc_wrapper.pyx", "ltrc_wrapper.c"],
         "build_seconds": {"codegen": round(codegen_s, 3), **{k: round(v, 3) for k, v in times.items()}, "all": round(total_s, 3)},
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -86,7 +86,7 @@ def module_name(ir_digest: str, strategy: str, tuning: dict[str, Any], toolchain
             "codegen": codegen_version,
             "strategy": strategy,
             "tuning": tuning,
-            "toolchain": {k: toolchain[k] for k in ("cc", "version", "cflags", "ldflags")},
+            "toolchain": {k: toolchain.get(k) for k in ("cc", "version", "cflags", "ldflags", "openmp", "incbin")},
             "abi": {f: platform_info()[f] for f in _ABI_FIELDS},
         },
         sort_keys=True,

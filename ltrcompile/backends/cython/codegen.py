@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ...ir import Ensemble
-from .literals import c_double, c_float, c_float_array, c_int_array
+from .literals import Tables, c_double, c_float, c_float_array, c_int_array
 from .plan import Plan, make_plan
 from .transforms_c import transform_body
 from .treegen import Unit, partition, unit_source
@@ -41,6 +41,7 @@ class Tuning:
     dd_chain: str = "off"  # "auto" | "on" | "off": chained trees for batch scoring (deep trees)
     dd_chain_lanes: int = 8  # rows walked at once by the chained kernel
     dd_aos: bool = False  # threshold and packed child/feature side by side (one cache line per node)
+    dd_incbin_min: int = 16384  # tables with at least this many entries become .incbin binaries
     parallel_min_rows: int = 256  # below this, n_threads is ignored
 
     def to_dict(self) -> dict[str, int]:
@@ -126,6 +127,7 @@ class Sources:
     files: dict[str, str] = field(default_factory=dict)
     units: list[str] = field(default_factory=list)  # C files to compile
     unit_weights: dict[str, int] = field(default_factory=dict)  # for scheduling (bigger first)
+    binaries: dict[str, bytes] = field(default_factory=dict)  # tables the assembler includes
 
 
 def _base_acc(plan: Plan) -> str:
@@ -169,9 +171,11 @@ def generate(
     ir_digest: str,
     tuning: Tuning,
     progress: Callable[[int, int], None] | None = None,
+    incbin: bool = False,
 ) -> Sources:
-    """All sources for ``ens`` as module ``module``."""
+    """All sources for ``ens`` as module ``module`` (``incbin``: the toolchain takes ``.incbin``)."""
     plan = make_plan(ens)
+    tables = Tables(incbin and strategy == "datadriven", tuning.dd_incbin_min)
     env = _env()
     src = Sources(module=module, strategy=strategy)
     common = {
@@ -212,7 +216,7 @@ def generate(
     drv.update(
         n_leaves1=max(1, n_leaves),
         n_trees1=max(1, plan.n_trees),
-        lid=c_int_array(plan.LID) if n_leaves else "0",
+        lid=tables.ints("ltrc_lid", plan.LID) if n_leaves else "0",
         leaf_base=c_int_array(plan.leaf_base[:-1]) if plan.n_trees else "0",
         base_acc=_base_acc(plan),
         n_bags=plan.n_bags,
@@ -268,7 +272,7 @@ def generate(
         bt = tuning.dd_block_trees
         t0s = list(range(0, plan.n_trees, bt))
         layout = fast_layout(plan, fmap, int(used.size))
-        fast = fast_table(plan, layout)
+        fast = fast_table(plan, layout, tables, aos=tuning.dd_aos)
         chain = chain_possible(plan, layout) and (
             tuning.dd_chain == "on" or (tuning.dd_chain == "auto" and chain_wanted(plan, layout))
         )
@@ -285,7 +289,7 @@ def generate(
             early_exit=tuning.dd_early_exit,
             dd_slot=c_int_array(plan.tree_slot) if plan.n_trees else "0",
             n_lv1=max(1, plan.LV.size),
-            dd_lv=c_float_array(plan.LV, plan.lv_type) if plan.LV.size else "0",
+            dd_lv=tables.floats("ltrc_lv", plan.LV.ravel(), plan.lv_type) if plan.LV.size else "0",
             dd_tlin=",".join(str(int(v)) for v in plan.tree_linear.tolist()) or "0",
             dd_tw=c_float_array(ens.tree_weight, "double") if plan.n_trees else "0",
         )
@@ -296,7 +300,9 @@ def generate(
         )
         if progress is not None:
             progress(plan.n_trees, plan.n_trees)
+    drv["bins"] = sorted(tables.names)
     src.files["ltrc_driver.c"] = env.get_template("ltrc_driver.c.j2").render(**drv)
+    src.binaries.update(tables.binaries)
     src.units.insert(0, "ltrc_driver.c")
     src.unit_weights["ltrc_driver.c"] = (
         int(plan.internal_count.sum()) // 8 + 1 if strategy == "datadriven" else 500
@@ -312,6 +318,8 @@ def write_sources(src: Sources, directory: str | os.PathLike[str]) -> None:
     d.mkdir(parents=True, exist_ok=True)
     for name, text in src.files.items():
         (d / name).write_text(text, encoding="ascii")
+    for name, data in src.binaries.items():
+        (d / name).write_bytes(data)
 
 
 __all__ = [

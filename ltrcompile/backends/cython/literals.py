@@ -82,3 +82,57 @@ def c_float_array(values: np.ndarray | list[float], ctype: str, per_line: int = 
     if not vals:
         return "0"
     return ",\n".join(",".join(vals[i : i + per_line]) for i in range(0, len(vals), per_line))
+
+
+_NP_TYPES = {
+    "float": np.float32,
+    "double": np.float64,
+    "int32_t": np.int32,
+    "int16_t": np.int16,
+    "uint32_t": np.uint32,
+    "uint64_t": np.uint64,
+    "unsigned char": np.uint8,
+}
+
+
+class Tables:
+    """Renders static tables as C text, or -- large ones on toolchains with ``.incbin`` -- as raw
+    binary files the assembler pulls in (no parsing: a 5,000-tree model compiles in seconds).
+
+    ``names`` lists the tables that became binary (the template emits ``LTRC_INCBIN`` for them);
+    ``binaries`` maps file name -> bytes (native byte order: artifacts are platform-bound).
+    """
+
+    def __init__(self, incbin: bool, min_elements: int = 16384) -> None:
+        self.incbin = incbin
+        self.min_elements = min_elements
+        self.names: set[str] = set()
+        self.binaries: dict[str, bytes] = {}
+
+    def ints(self, name: str, values: np.ndarray, ctype: str = "int32_t") -> str:
+        if self._binary(name, values, ctype):
+            return ""
+        return c_int_array(values) if len(values) else "0"
+
+    def floats(self, name: str, values: np.ndarray, ctype: str) -> str:
+        if self._binary(name, values, ctype):
+            return ""
+        return c_float_array(values, ctype) if len(values) else "0"
+
+    def _binary(self, name: str, values: np.ndarray, ctype: str) -> bool:
+        arr = np.asarray(values)
+        if not self.incbin or arr.size < self.min_elements:
+            return False
+        if ctype in ("float", "double"):
+            data = arr.astype(_NP_TYPES[ctype])
+            if not np.array_equal(data.astype(np.float64), arr.astype(np.float64), equal_nan=True):
+                raise ValueError(f"table {name}: values are not exact {ctype}s")
+        else:
+            data = arr.astype(np.int64)
+            info = np.iinfo(_NP_TYPES[ctype])
+            if data.size and (data.min() < info.min or data.max() > info.max):
+                raise ValueError(f"table {name}: values outside {ctype}")
+            data = data.astype(_NP_TYPES[ctype])
+        self.names.add(name)
+        self.binaries[name + ".bin"] = np.ascontiguousarray(data).tobytes()
+        return True

@@ -16,7 +16,7 @@ import numpy as np
 
 from ...errors import UnsupportedModelError
 from ...ir import LIGHTGBM_ZERO_BAND, Missing, Op
-from .literals import c_double, c_float, c_float_array, c_int_array
+from .literals import Tables, c_double, c_float, c_float_array, c_int_array
 from .plan import BITSET_LIMIT, Plan
 
 F32 = np.float32
@@ -362,7 +362,7 @@ def _pack(child: np.ndarray, feat: np.ndarray, n_cols: int) -> tuple[bool, np.nd
     return pack32, ((delta << 16) | feat if pack32 else (child << 32) | feat)
 
 
-def fast_table(plan: Plan, L: FastLayout) -> dict[str, Any]:
+def fast_table(plan: Plan, L: FastLayout, tables: Tables, aos: bool = False) -> dict[str, Any]:
     """Template variables of the per-tree branch-free table."""
     T = plan.n_trees
     n_slots = L.thr.size
@@ -373,17 +373,23 @@ def fast_table(plan: Plan, L: FastLayout) -> dict[str, Any]:
     fast_idx = np.flatnonzero(tree_ok)
     order = np.concatenate([fast_idx[np.argsort(depth[fast_idx], kind="stable")], np.flatnonzero(~tree_ok)])
     lit = c_float if plan.vtype == "float" else c_double
-    aos = ",\n".join(f"{{{lit(t)},{p}u}}" for t, p in zip(f_thr.tolist(), packed.tolist(), strict=True))
+    aos_c = (
+        ",\n".join(f"{{{lit(t)},{p}u}}" for t, p in zip(f_thr.tolist(), packed.tolist(), strict=True))
+        if aos and n_slots
+        else "{0,0u}"
+    )
     return {
         "n_fast1": max(1, n_slots),
-        "fast_aos": aos if n_slots else "{0,0u}",
+        "fast_aos": aos_c,
         "one_order": c_int_array(order) if T else "0",
         "n_fast_trees": int(fast_idx.size),
-        "fast_thr": c_float_array(f_thr, plan.vtype) if n_slots else "0",
+        "fast_thr": tables.floats("ltrc_ft", f_thr, plan.vtype) if n_slots and not aos else "0",
         "pack32": pack32,
-        "fast_pack": c_int_array(packed) if n_slots else "0",
-        "fast_nl": c_int_array(nl_flags) if n_slots else "0",
-        "fast_leaf": c_int_array(f_leaf) if n_slots else "0",
+        "fast_pack": tables.ints("ltrc_fp", packed, "uint32_t" if pack32 else "uint64_t")
+        if n_slots and not aos
+        else "0",
+        "fast_nl": tables.ints("ltrc_fnl", nl_flags, "unsigned char") if n_slots and L.nanl else "0",
+        "fast_leaf": tables.ints("ltrc_fleaf", f_leaf) if n_slots else "0",
         "fast_root": c_int_array(root) if T else "0",
         "fast_ok": c_int_array(tree_ok.astype(np.int64)) if T else "0",
         "fast_dmax": c_int_array(np.where(tree_ok, depth, 0)) if T else "0",

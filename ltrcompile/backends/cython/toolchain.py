@@ -53,6 +53,7 @@ class Toolchain:
     cflags: tuple[str, ...]
     ldflags: tuple[str, ...]
     openmp: bool
+    incbin: bool = False  # the assembler takes .incbin (large tables as binary files)
     include_dirs: tuple[str, ...] = field(default_factory=tuple)
     ext_suffix: str = ""
 
@@ -63,6 +64,7 @@ class Toolchain:
             "cflags": list(self.cflags),
             "ldflags": list(self.ldflags),
             "openmp": self.openmp,
+            "incbin": self.incbin,
         }
 
 
@@ -117,6 +119,29 @@ return s + omp_get_max_threads(); }
 """
 
 
+_INCBIN_SRC = r"""
+__asm__(".section .rodata\n.balign 64\nltrc_probe_data:\n.incbin \"probe.bin\"\n.previous\n");
+extern const int ltrc_probe_data[] __attribute__((visibility("hidden")));
+int ltrc_probe(void) { return ltrc_probe_data[0]; }
+"""
+
+
+def _probe_incbin(cc: list[str]) -> bool:
+    """Does ``.incbin`` work (ELF/GNU assembler syntax), with paths relative to the build dir?"""
+    if sys.platform.startswith(("win", "darwin", "cygwin")):
+        return False
+    with tempfile.TemporaryDirectory(prefix="ltrc-probe-") as d:
+        (Path(d) / "probe.c").write_text(_INCBIN_SRC)
+        (Path(d) / "probe.bin").write_bytes(b"\x01\x00\x00\x00")
+        try:
+            r = subprocess.run(
+                [*cc, "-O2", "-fPIC", "-shared", "probe.c", "-o", "probe.so"], cwd=d, capture_output=True, timeout=60
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return r.returncode == 0
+
+
 @functools.lru_cache(maxsize=1)
 def toolchain() -> Toolchain:
     """Detect once per process (compiler, version, OpenMP support)."""
@@ -147,6 +172,7 @@ def toolchain() -> Toolchain:
         cflags=tuple(cflags),
         ldflags=tuple(ldflags),
         openmp=openmp,
+        incbin=_probe_incbin(cc),
         include_dirs=inc,
         ext_suffix=sysconfig.get_config_var("EXT_SUFFIX") or ".so",
     )
