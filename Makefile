@@ -26,6 +26,7 @@ test-fast: install
 
 demo: install
 	$(PY) examples/demo.py
+	$(PY) -m benchmarks --quick
 
 bench: install
 	$(PY) -m benchmarks
