@@ -128,7 +128,8 @@ def build_extension(
 
     def compile_c(name: str) -> None:
         obj = name[:-2] + ".o"
-        times[name] = _run([*cc, *cflags, *inc, "-c", name, "-o", obj], build_dir, log, f"cc {name}")
+        flags = [*cflags, *src.unit_flags.get(name, [])]
+        times[name] = _run([*cc, *flags, *inc, "-c", name, "-o", obj], build_dir, log, f"cc {name}")
         step()
 
     wrapper_dir: list[Path] = []

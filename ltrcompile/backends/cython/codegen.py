@@ -128,6 +128,7 @@ class Sources:
     units: list[str] = field(default_factory=list)  # C files to compile
     unit_weights: dict[str, int] = field(default_factory=dict)  # for scheduling (bigger first)
     binaries: dict[str, bytes] = field(default_factory=dict)  # tables the assembler includes
+    unit_flags: dict[str, list[str]] = field(default_factory=dict)  # extra flags per C file
 
 
 def _base_acc(plan: Plan) -> str:
@@ -304,6 +305,9 @@ def generate(
     src.files["ltrc_driver.c"] = env.get_template("ltrc_driver.c.j2").render(**drv)
     src.binaries.update(tables.binaries)
     src.units.insert(0, "ltrc_driver.c")
+    if strategy == "datadriven":
+        # the kernel is small; -O3 measured 15-20% faster on it (the tables compile the same)
+        src.unit_flags["ltrc_driver.c"] = ["-O3"]
     src.unit_weights["ltrc_driver.c"] = (
         int(plan.internal_count.sum()) // 8 + 1 if strategy == "datadriven" else 500
     )

@@ -159,6 +159,12 @@ def toolchain() -> Toolchain:
     ldflags = ["-shared"]
     if sys.platform == "darwin":
         ldflags = ["-bundle", "-undefined", "dynamic_lookup"]
+    # opt-in extras (e.g. -march=native for a machine-local cache); part of the content address
+    extra = shlex.split(os.environ.get("LTRCOMPILE_CFLAGS", ""))
+    for flag in extra:
+        if flag.startswith(("-ffast-math", "-Ofast", "-ffp-contract=fast", "-funsafe-math", "-fassociative")):
+            raise ValueError(f"LTRCOMPILE_CFLAGS: {flag} would break bit-exact scores; refusing it")
+    cflags += extra
     if openmp:
         cflags.append("-fopenmp")
         ldflags.append("-fopenmp")
