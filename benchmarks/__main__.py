@@ -55,6 +55,8 @@ def parser() -> argparse.ArgumentParser:
                     help="rebuild treelite/lleaves artifacts instead of reusing (and re-reporting) cached builds")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     ap.add_argument("--list", action="store_true", help="list models and engines, then exit")
+    ap.add_argument("--from-json", type=Path, default=None, metavar="RESULTS_JSON",
+                    help="rewrite the reports (Markdown, CSV, plots) from an earlier run's results.json")
     return ap
 
 
@@ -113,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (Path("bench-results") / ("quick" if cfg.quick else "full"))
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    result = Runner(cfg).run()
+    if args.from_json is not None:
+        result = json.loads(args.from_json.read_text())
+        result.pop("speedups", None)
+    else:
+        result = Runner(cfg).run()
     paths = report.write_all(result, out, plots=not args.no_plots)
     print(f"\nfinished in {time.perf_counter() - t0:.0f} s; results:")
     for p in paths:

@@ -101,6 +101,17 @@ def _fmt_us(v: float | None) -> str:
     return f"{v:.3g}"
 
 
+def _fmt_time(us: float | None) -> str:
+    """A time with its unit (us, ms or s), for prose."""
+    if us is None or not math.isfinite(us):
+        return "-"
+    if us >= 1e6:
+        return f"{us / 1e6:.2f} s"
+    if us >= 1000:
+        return f"{us / 1000:.3g} ms"
+    return f"{us:.3g} us"
+
+
 def _engine_order(result: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     names = list(dict.fromkeys(r["engine"] for r in rows))
     return sorted(names, key=lambda n: (not n.startswith("ltrcompile"), n.startswith("ltrcompile.interp"),
@@ -219,7 +230,7 @@ def markdown(result: dict[str, Any], image_names: dict[str, str] | None = None) 
         lines.append("Nowhere in this run (every cell with both kinds of engine).")
     for s in sorted(losses, key=lambda s: (s["model"], s["threads"], s["batch"])):
         lines.append(f"- `{s['model']}`, {s['threads']} thread(s), batch {s['batch']:,}: {s['best_other']} "
-                     f"{_fmt_us(s['best_other_us'])} us vs {s['best_ours']} {_fmt_us(s['best_ours_us'])} us "
+                     f"{_fmt_time(s['best_other_us'])} vs {s['best_ours']} {_fmt_time(s['best_ours_us'])} "
                      f"({s['speedup']:.2f}x)")
     if image_names and "compile" in image_names:
         lines += ["", "## Build time vs model size", "", f"![build time]({image_names['compile']})"]
@@ -240,7 +251,7 @@ def summary_text(result: dict[str, Any]) -> str:
             if "speedup" in s:
                 parts.append(f"t{s['threads']}/b{s['batch']}: {s['speedup']:.2f}x")
             elif "best_ours" in s:
-                parts.append(f"t{s['threads']}/b{s['batch']}: {_fmt_us(s['best_ours_us'])} us (no other engine)")
+                parts.append(f"t{s['threads']}/b{s['batch']}: {_fmt_time(s['best_ours_us'])} (no other engine)")
         out.append(f"{model}: ltrcompile best vs best other -- " + ", ".join(parts))
     return "\n".join(out)
 

@@ -160,6 +160,17 @@ def test_tiny_run_gates_times_and_reports(tmp_path):
     assert "tiny-lgb" in md and "**FAIL**" in md and "lightgbm.first-half" in md
     assert (out / "latency-tiny-lgb.png").read_bytes()[:4] == b"\x89PNG"
 
+    # the reports can be rewritten from the JSON alone (python -m benchmarks --from-json)
+    from benchmarks import main
+
+    again = tmp_path / "again"
+    assert main(["--from-json", str(out / "results.json"), "--out", str(again), "--no-plots"]) == 0
+
+    def body(text: str) -> list[str]:  # everything after the header, without image links
+        return [ln for ln in text.split("\n## ", 1)[1].splitlines() if not ln.startswith("![")]
+
+    assert body((again / "results.md").read_text()) == body(md)
+
 
 @pytest.mark.slow
 def test_build_subprocess_measures_a_real_compiler(tmp_path):
