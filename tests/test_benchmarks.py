@@ -167,7 +167,7 @@ def test_tiny_run_gates_times_and_reports(tmp_path):
     assert main(["--from-json", str(out / "results.json"), "--out", str(again), "--no-plots"]) == 0
 
     def body(text: str) -> list[str]:  # everything after the header, without image links
-        return [ln for ln in text.split("\n## ", 1)[1].splitlines() if not ln.startswith("![")]
+        return [ln for ln in text.split("\n## ", 1)[1].splitlines() if ln and not ln.startswith("![")]
 
     assert body((again / "results.md").read_text()) == body(md)
 
