@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from . import machine, models, protocol, report
 from .runner import Config, Runner
@@ -50,7 +51,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--cache", type=Path, default=models.DEFAULT_CACHE, help="trained-model cache directory")
     ap.add_argument("--workdir", type=Path, default=None, help="keep build outputs here (default: temp, removed)")
     ap.add_argument("--build-timeout", type=float, default=None,
-                    help="seconds one engine's build may take (default 420 full, 180 quick)")
+                    help="seconds one engine's build may take (default 300 full, 180 quick)")
+    ap.add_argument("--model-timeout", type=float, default=None,
+                    help="seconds one model may take before the watchdog stops the run (default 1200 full, 420 quick)")
     ap.add_argument("--rebuild", action="store_true",
                     help="rebuild treelite/lleaves artifacts instead of reusing (and re-reporting) cached builds")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -77,10 +80,11 @@ def config_from(args: argparse.Namespace) -> Config:
     if args.quick:
         cfg = Config(quick=True, batches=(1, 100, 10_000), threads=tuple(sorted({1, cores})),
                      budget=protocol.Budget(seconds=0.08, min_reps=5, max_reps=1000, warmup=2, max_call_s=2.0),
-                     build_timeout_s=180.0)
+                     build_timeout_s=180.0, model_timeout_s=420.0)
     else:
         cfg = Config(quick=False, threads=tuple(sorted({1, cores})),
-                     budget=protocol.Budget(seconds=0.2, min_reps=10, max_reps=3000, warmup=3, max_call_s=3.0))
+                     budget=protocol.Budget(seconds=0.2, min_reps=10, max_reps=3000, warmup=3, max_call_s=3.0),
+                     build_timeout_s=300.0)
     cfg.model_ids = args.models
     cfg.engine_filter = args.engines
     if args.batches:
@@ -100,6 +104,8 @@ def config_from(args: argparse.Namespace) -> Config:
     cfg.reuse_builds = not args.rebuild
     if args.build_timeout is not None:
         cfg.build_timeout_s = args.build_timeout
+    if args.model_timeout is not None:
+        cfg.model_timeout_s = args.model_timeout
     return cfg
 
 
@@ -119,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         result = json.loads(args.from_json.read_text())
         result.pop("speedups", None)
     else:
-        result = Runner(cfg).run()
+        def checkpoint(partial: dict[str, Any]) -> None:  # reports so far, in case a later model hangs
+            report.write_all(partial, out, plots=False)
+
+        result = Runner(cfg, checkpoint=checkpoint).run()
     paths = report.write_all(result, out, plots=not args.no_plots)
     print(f"\nfinished in {time.perf_counter() - t0:.0f} s; results:")
     for p in paths:

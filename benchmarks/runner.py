@@ -9,9 +9,12 @@ cannot run are kept in the results with the reason, so a report always shows wha
 from __future__ import annotations
 
 import dataclasses
+import faulthandler
 import json
+import os
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 import warnings
@@ -44,6 +47,7 @@ class Config:
     edge_rows: int = 2000
     seed: int = 1234
     specs: list[models.ModelSpec] | None = None  # explicit models (tests); overrides quick/model_ids
+    model_timeout_s: float = 1200.0  # watchdog: a model taking longer (a hung engine) ends the run
     engine_factory: Callable[[], list[engines.Engine]] = engines.all_engines
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,9 +184,35 @@ def _cell_row(bm: models.BenchModel, eng: engines.Engine, label: str, threads: i
 class Runner:
     """Runs the configured models; ``log`` receives progress lines."""
 
-    def __init__(self, cfg: Config, log: Callable[[str], None] = print) -> None:
+    def __init__(self, cfg: Config, log: Callable[[str], None] = print,
+                 checkpoint: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.cfg = cfg
         self.log = log
+        self.checkpoint = checkpoint  # called with the partial result after every model
+        self.current = ""  # what the run is doing now (named by the watchdog)
+
+    def _watchdog(self, spec: models.ModelSpec, result: dict[str, Any]) -> threading.Timer:
+        """Arm a timer that ends the run if this model hangs (a native call cannot be interrupted).
+
+        The partial results are written first; ``faulthandler`` follows 30 s later in case the
+        hung call holds the GIL and this timer's thread cannot run.
+        """
+        limit = self.cfg.model_timeout_s
+
+        def fire() -> None:
+            reason = f"did not finish within {limit:.0f} s; hung during: {self.current}"
+            self.log(f"WATCHDOG: model {spec.id} {reason}; writing partial results and stopping")
+            result["skipped_models"].append({"id": spec.id, "reason": reason})
+            result["aborted"] = reason
+            if self.checkpoint is not None:
+                self.checkpoint(result)
+            os._exit(3)
+
+        timer = threading.Timer(limit, fire)
+        timer.daemon = True
+        timer.start()
+        faulthandler.dump_traceback_later(limit + 30, exit=True)
+        return timer
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -196,11 +226,17 @@ class Runner:
         try:
             for spec in cfg.specs or models.select(cfg.quick, cfg.model_ids):
                 t0 = time.perf_counter()
+                timer = self._watchdog(spec, result)
                 try:
                     self._one_model(spec, work, result)
                 except Exception as exc:  # noqa: BLE001 -- report it and go on with the other models
                     self.log("".join(traceback.format_exception(exc)))
                     self._skip_model(result, spec.id, f"the harness failed on this model: {_first_line(exc)}")
+                finally:
+                    timer.cancel()
+                    faulthandler.cancel_dump_traceback_later()
+                if self.checkpoint is not None:
+                    self.checkpoint(result)
                 self.log(f"  [{spec.id} done in {time.perf_counter() - t0:.0f} s; "
                          f"run {time.perf_counter() - t_start:.0f} s so far]")
         finally:
@@ -296,6 +332,7 @@ class Runner:
         spec_b = eng.build_spec(bm, workdir)
         if spec_b is None:
             return None
+        self.current = f"{bm.id}: building {eng.name}"
         self.log(f"  building {eng.name}...")
         if cache_dir is not None:
             shutil.rmtree(cache_dir, ignore_errors=True)
@@ -329,6 +366,7 @@ class Runner:
         X, ref = bm.gate_X, bm.gate_ref
         if label.endswith(".predict_one"):
             X, ref = X[:200], ref[:200]
+        self.current = f"{bm.id}: correctness gate of {label}"
         try:
             out = eng.raw(label, X)
         except Exception as exc:  # noqa: BLE001
@@ -370,6 +408,7 @@ class Runner:
                     calls.append((label, eng.bind(label, X, threads)))
                 la0 = machine.loadavg()
                 t0 = time.perf_counter()
+                self.current = f"{bm.id}: timing cell threads={threads} batch={batch} ({', '.join(c[0] for c in calls)})"
                 timings = protocol.time_cell(calls, cfg.budget)
                 cell_s = time.perf_counter() - t0
                 la1 = machine.loadavg()
