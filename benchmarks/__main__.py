@@ -1,7 +1,8 @@
 """``python -m benchmarks [--quick] [--out DIR] ...``: run the benchmark and write its reports.
 
 Exit status: 0 when the run completed and every ltrcompile engine passed the correctness gate,
-1 when an ltrcompile engine failed it (a correctness bug, whatever the timings say), 2 on bad usage.
+1 when an ltrcompile engine failed it (a correctness bug, whatever the timings say), 2 on bad usage,
+3 when the watchdog stopped a hung run (partial reports are written first).
 """
 
 from __future__ import annotations
