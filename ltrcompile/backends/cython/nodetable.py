@@ -362,10 +362,24 @@ def _pack(child: np.ndarray, feat: np.ndarray, n_cols: int) -> tuple[bool, np.nd
     return pack32, ((delta << 16) | feat if pack32 else (child << 32) | feat)
 
 
+def direct_values(plan: Plan) -> bool:
+    """Leaf records can carry the leaf's contribution in their threshold slot (same C type, one
+    value per leaf): scoring then reads it from the cache line the walk just touched."""
+    return plan.lv_type == plan.vtype and plan.D == 1 and not plan.tree_linear.any()
+
+
 def fast_table(plan: Plan, L: FastLayout, tables: Tables, aos: bool = False) -> dict[str, Any]:
     """Template variables of the per-tree branch-free table."""
     T = plan.n_trees
     n_slots = L.thr.size
+    direct = direct_values(plan)
+    if direct and n_slots:
+        # the padding column reads -inf, so a leaf record goes "left" (stays) whatever it holds
+        thr = L.thr.copy()
+        is_leaf = L.leaf >= 0
+        slot_tree = np.searchsorted(L.seg, np.arange(n_slots), side="right") - 1
+        thr[is_leaf] = plan.LV[plan.leaf_base[slot_tree[is_leaf]] + L.leaf[is_leaf], 0]
+        L = FastLayout(**{**L.__dict__, "thr": thr})
     pack32, packed = _pack(L.child, L.feat, L.n_cols)
     root = np.where(L.tree_ok, L.seg[:-1], 0)
     tree_ok, depth, f_thr, f_leaf, nl_flags = L.tree_ok, L.depth, L.thr, L.leaf, L.nl
@@ -381,6 +395,7 @@ def fast_table(plan: Plan, L: FastLayout, tables: Tables, aos: bool = False) -> 
     return {
         "n_fast1": max(1, n_slots),
         "fast_aos": aos_c,
+        "direct": direct,
         "one_order": c_int_array(order) if T else "0",
         "n_fast_trees": int(fast_idx.size),
         "fast_thr": tables.floats("ltrc_ft", f_thr, plan.vtype) if n_slots and not aos else "0",
