@@ -83,9 +83,8 @@ def test_zoo_matches_interpreter(name: str, strategy: str) -> None:
 
 
 TUNINGS = [
-    dict(dd_chain="on"),
-    dict(dd_chain="on", dd_chain_lanes=4, dd_block_trees=3, row_block=8, dd_lanes=4),
-    dict(dd_chain="off", dd_lanes=16, dd_early_exit=True, dd_block_trees=5, row_block=16),
+    dict(dd_block_trees=3, row_block=8, dd_lanes=4),
+    dict(dd_lanes=8, dd_block_trees=5, row_block=16),
     dict(dd_aos=True, dd_lanes=8),
     dict(dd_incbin_min=1),  # every big table as a binary file pulled in with .incbin
 ]
@@ -94,7 +93,7 @@ TUNINGS = [
 @pytest.mark.parametrize("tuning", range(len(TUNINGS)))
 @pytest.mark.parametrize("name", ["xgb_like_lt_f32", "lgb_like_le_band", "mixed_ops_all_policies", "weights_fused_bags_avg", "deep_trees"])
 def test_datadriven_kernel_variants(name: str, tuning: int) -> None:
-    """Chained walks, lane counts, early exit and block sizes all score identically."""
+    """Lane counts, block sizes, table layouts all score identically."""
     kw = dict(ZOO[name])
     kw["n_trees"] = max(kw.get("n_trees", 6), 11)
     ens = ensemble(sum(map(ord, name)) + 7, **kw)

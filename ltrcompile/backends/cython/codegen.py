@@ -37,9 +37,6 @@ class Tuning:
     unit_nodes: int = 4000  # internal nodes per translation unit (straight-line)
     dd_block_trees: int = 32  # trees per block (data-driven)
     dd_lanes: int = 16  # walks interleaved by the branch-free kernel
-    dd_early_exit: bool = False  # stop a walk group once every lane stands on its leaf
-    dd_chain: str = "off"  # "auto" | "on" | "off": chained trees for batch scoring (deep trees)
-    dd_chain_lanes: int = 8  # rows walked at once by the chained kernel
     dd_aos: bool = False  # threshold and packed child/feature side by side (one cache line per node)
     dd_incbin_min: int = 16384  # tables with at least this many entries become .incbin binaries
     parallel_min_rows: int = 256  # below this, n_threads is ignored
@@ -261,23 +258,12 @@ def generate(
             if progress is not None:
                 progress(done, plan.n_trees)
     else:
-        from .nodetable import (
-            chain_possible,
-            chain_table,
-            chain_wanted,
-            fast_layout,
-            fast_table,
-            node_table,
-        )
+        from .nodetable import fast_layout, fast_table, node_table
 
         bt = tuning.dd_block_trees
         t0s = list(range(0, plan.n_trees, bt))
         layout = fast_layout(plan, fmap, int(used.size))
         fast = fast_table(plan, layout, tables, aos=tuning.dd_aos)
-        chain = chain_possible(plan, layout) and (
-            tuning.dd_chain == "on" or (tuning.dd_chain == "auto" and chain_wanted(plan, layout))
-        )
-        drv.update(chain_table(plan, layout, bt) if chain else {"chain": False})
         drv.update(fast)
         drv.update(node_table(plan, fmap, trees=np.flatnonzero(~fast.pop("_tree_ok"))))
         drv.update(
@@ -285,9 +271,7 @@ def generate(
             identity_cols=bool(used.size == plan.n_features),
             used_cols=c_int_array(used) if used.size else "0",
             lanes=tuning.dd_lanes,
-            chain_lanes=tuning.dd_chain_lanes,
             aos=tuning.dd_aos,
-            early_exit=tuning.dd_early_exit,
             dd_slot=c_int_array(plan.tree_slot) if plan.n_trees else "0",
             n_lv1=max(1, plan.LV.size),
             dd_lv=tables.floats("ltrc_lv", plan.LV.ravel(), plan.lv_type) if plan.LV.size else "0",

@@ -16,7 +16,7 @@ import numpy as np
 
 from ...errors import UnsupportedModelError
 from ...ir import LIGHTGBM_ZERO_BAND, Missing, Op
-from .literals import Tables, c_double, c_float, c_float_array, c_int_array
+from .literals import Tables, c_double, c_float, c_int_array
 from .plan import BITSET_LIMIT, Plan
 
 F32 = np.float32
@@ -208,7 +208,6 @@ class FastLayout:
     nl: np.ndarray  # NaN goes left
     seg: np.ndarray  # (n_trees + 1,) first slot of each tree (fast trees only)
     depth: np.ndarray  # (n_trees,) max depth
-    mean_leaf_depth: np.ndarray  # (n_trees,) mean depth of its leaves
     tree_ok: np.ndarray  # (n_trees,) tree is in the table
     n_cols: int
     nanl: bool  # any node sends NaN left
@@ -329,29 +328,11 @@ def fast_layout(plan: Plan, fmap: np.ndarray, n_cols: int) -> FastLayout:
 
     nl_flags = np.zeros(n_slots, np.int64)
     nl_flags[si] = nan_left[ni]
-    leaf_depth = np.zeros(T, np.float64)
-    leaves = nodes_in[~isi]
-    if leaves.size:
-        d = _node_depth(e)[leaves]
-        tr = e.tree_of_node()[leaves]
-        leaf_depth = np.bincount(tr, weights=d, minlength=T) / np.maximum(np.bincount(tr, minlength=T), 1)
     return FastLayout(
         thr=f_thr, feat=f_fx, child=f_child, leaf=f_leaf, nl=nl_flags, seg=seg, depth=depth,
-        mean_leaf_depth=leaf_depth, tree_ok=tree_ok, n_cols=n_cols,
+        tree_ok=tree_ok, n_cols=n_cols,
         nanl=bool(np.any(nan_left & internal & ok_node)),
     )
-
-
-def _node_depth(e: Any) -> np.ndarray:
-    depth = np.zeros(e.n_nodes, np.int64)
-    frontier = e.tree_offset[:-1].astype(np.int64)
-    d = 0
-    while frontier.size:
-        depth[frontier] = d
-        internal = frontier[e.left[frontier] >= 0]
-        frontier = np.concatenate([e.left[internal], e.right[internal]]).astype(np.int64)
-        d += 1
-    return depth
 
 
 def _pack(child: np.ndarray, feat: np.ndarray, n_cols: int) -> tuple[bool, np.ndarray]:
@@ -415,74 +396,3 @@ def fast_table(plan: Plan, L: FastLayout, tables: Tables, aos: bool = False) -> 
         "_tree_ok": tree_ok,
     }
 
-
-def chain_table(plan: Plan, L: FastLayout, block_trees: int) -> dict[str, Any]:
-    """The per-tree table with trees chained: a leaf adds its value and moves on to the next tree.
-
-    Used for batch scoring of single-output models whose trees all take the branch-free walk: a
-    lane (one row) walks a whole block of trees in one go, so it spends a step per level it really
-    descends plus one per tree, instead of every tree's maximum depth. Internal slots add -0.0 (a
-    no-op in every precision). After a block's last tree the lane stops on a sink slot.
-    """
-    T = plan.n_trees
-    nb = (T + block_trees - 1) // block_trees
-    n_fast = L.thr.size
-    n = n_fast + nb
-    slot_tree = np.searchsorted(L.seg, np.arange(n_fast), side="right") - 1
-    block_of_tree = np.arange(T) // block_trees
-    shift = block_of_tree[slot_tree] if n_fast else np.zeros(0, np.int64)
-    pos = np.arange(n_fast) + shift  # chain index of each fast slot
-    t1 = np.minimum((np.arange(nb) + 1) * block_trees, T)
-    sink = L.seg[t1] + np.arange(nb)
-    thr = np.full(n, np.inf)
-    feat = np.full(n, L.n_cols, np.int64)
-    child = np.zeros(n, np.int64)
-    nl = np.zeros(n, np.int64)
-    val = np.full(n, -0.0)
-    thr[pos] = L.thr
-    feat[pos] = L.feat
-    nl[pos] = L.nl
-    is_leaf = L.leaf >= 0
-    child[pos[~is_leaf]] = L.child[~is_leaf] + shift[~is_leaf]
-    lt = slot_tree[is_leaf]
-    last = (lt + 1) % block_trees == 0
-    last |= lt + 1 == T
-    nxt = np.where(last, sink[block_of_tree[lt]], L.seg[np.minimum(lt + 1, T)] + block_of_tree[lt])
-    child[pos[is_leaf]] = nxt
-    val[pos[is_leaf]] = plan.LV[plan.leaf_base[lt] + L.leaf[is_leaf], 0]
-    child[sink] = sink
-    pack32, packed = _pack(child, feat, L.n_cols)
-    roots = L.seg[np.arange(nb) * block_trees] + np.arange(nb)
-    steps = np.add.reduceat(L.depth + 1, np.arange(nb) * block_trees) + 1 if T else np.zeros(0, np.int64)
-    return {
-        "chain": True,
-        "n_chain1": max(1, n),
-        "chain_thr": c_float_array(thr, plan.vtype) if n else "0",
-        "chain_pack32": pack32,
-        "chain_pack": c_int_array(packed) if n else "0",
-        "chain_nl": c_int_array(nl) if n else "0",
-        "chain_val": c_float_array(val, plan.lv_type) if n else "0",
-        "chain_root": c_int_array(roots) if nb else "0",
-        "chain_sink": c_int_array(sink) if nb else "0",
-        "chain_steps": c_int_array(steps) if nb else "0",
-    }
-
-
-def chain_wanted(plan: Plan, L: FastLayout) -> bool:
-    """Chaining pays when trees are much deeper than their typical leaf (leaf-wise growth)."""
-    if not plan.n_trees or not L.tree_ok.all():
-        return False
-    if plan.NA != 1 or plan.D != 1 or plan.tree_linear.any() or plan.acc_type == "ltrc_kahan":
-        return False
-    return float(L.depth.mean()) > 1.25 * float(L.mean_leaf_depth.mean() + 1.0)
-
-
-def chain_possible(plan: Plan, L: FastLayout) -> bool:
-    return bool(
-        plan.n_trees
-        and L.tree_ok.all()
-        and plan.NA == 1
-        and plan.D == 1
-        and not plan.tree_linear.any()
-        and plan.acc_type != "ltrc_kahan"
-    )
