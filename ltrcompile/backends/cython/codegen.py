@@ -37,6 +37,7 @@ class Tuning:
     unit_nodes: int = 4000  # internal nodes per translation unit (straight-line)
     dd_block_trees: int = 32  # trees per block (data-driven)
     dd_lanes: int = 16  # walks interleaved by the branch-free kernel
+    dd_one_lanes: int = 16  # walks interleaved for one row (predict_one)
     dd_aos: bool = False  # threshold and packed child/feature side by side (one cache line per node)
     dd_incbin_min: int = 16384  # tables with at least this many entries become .incbin binaries
     parallel_min_rows: int = 256  # below this, n_threads is ignored
@@ -271,6 +272,7 @@ def generate(
             identity_cols=bool(used.size == plan.n_features),
             used_cols=c_int_array(used) if used.size else "0",
             lanes=tuning.dd_lanes,
+            one_lanes=tuning.dd_one_lanes,
             aos=tuning.dd_aos,
             dd_slot=c_int_array(plan.tree_slot) if plan.n_trees else "0",
             n_lv1=max(1, plan.LV.size),
