@@ -380,6 +380,35 @@ def test_missing_compiler_gives_a_clear_error(monkeypatch, tmp_path: Path) -> No
         tcmod.toolchain.cache_clear()
 
 
+def test_build_failure_is_a_typed_error_and_keeps_the_log(monkeypatch) -> None:
+    """A compiler that rejects the build: BuildError with the compiler's message, sources kept."""
+    import importlib
+    import re
+
+    from ltrcompile.backends.cython import BuildError
+
+    tcmod = importlib.import_module("ltrcompile.backends.cython.toolchain")
+    monkeypatch.setenv("LTRCOMPILE_CFLAGS", "-fno-such-option-for-ltrc")
+    tcmod.toolchain.cache_clear()
+    try:
+        with pytest.raises(BuildError, match="no-such-option-for-ltrc") as info:
+            build(ensemble(3, n_trees=2), cache=False)
+        kept = Path(re.search(r"kept in (.*)\)", str(info.value)).group(1))
+        assert "no-such-option-for-ltrc" in (kept / "build.log").read_text()
+        assert (kept / "ltrc_driver.c").is_file()
+    finally:
+        monkeypatch.undo()
+        tcmod.toolchain.cache_clear()
+    monkeypatch.setenv("LTRCOMPILE_CFLAGS", "-ffast-math")
+    tcmod.toolchain.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="bit-exact"):
+            tcmod.toolchain()
+    finally:
+        monkeypatch.undo()
+        tcmod.toolchain.cache_clear()
+
+
 def test_strategy_argument() -> None:
     ens = ensemble(81, n_trees=2)
     with pytest.raises(ValueError, match="unknown strategy"):

@@ -168,6 +168,10 @@ def compile(  # noqa: A001 - the public name the package exports
         )
         write_json(staging / MANIFEST, manifest)
         install(staging, target)
+    except BuildError as exc:
+        # keep the sources and build.log of a failed build for the bug report
+        bar.close()
+        raise BuildError(f"{exc}\n(generated sources and build.log kept in {staging / SRC_DIR})") from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         bar.close()

@@ -95,7 +95,7 @@ def _run(cmd: list[str], cwd: Path, log: _Log, what: str) -> float:
     log.write(f"$ {' '.join(cmd)}\n# {what}: exit {r.returncode} in {dt:.2f}s\n{out}\n")
     if r.returncode != 0:
         tail = "\n".join(out.strip().splitlines()[-25:])
-        raise BuildError(f"{what} failed (exit {r.returncode}); see {log.path}:\n{tail}")
+        raise BuildError(f"{what} failed (exit {r.returncode}):\n{tail}")
     return dt
 
 

@@ -80,11 +80,15 @@ def ensure_wrapper(tc: Toolchain, run: object, log: object) -> Path:
         except OSError:  # read-only cache: build privately, don't cache
             tmp = Path(tempfile.mkdtemp(prefix="ltrc-wrapper-"))
             persistent = False
-        for name, text in sources.items():
-            (tmp / name).write_text(text, encoding="utf-8")
-        run([sys.executable, "-m", "cython", "-3", "--fast-fail", PYX, "-o", C], tmp, log, "cython wrapper")  # type: ignore[operator]
-        inc = [f"-I{tmp}", *(f"-I{d}" for d in tc.include_dirs)]
-        run([*tc.cc, *tc.cflags, *inc, "-c", C, "-o", OBJ], tmp, log, "cc wrapper")  # type: ignore[operator]
+        try:
+            for name, text in sources.items():
+                (tmp / name).write_text(text, encoding="utf-8")
+            run([sys.executable, "-m", "cython", "-3", "--fast-fail", PYX, "-o", C], tmp, log, "cython wrapper")  # type: ignore[operator]
+            inc = [f"-I{tmp}", *(f"-I{d}" for d in tc.include_dirs)]
+            run([*tc.cc, *tc.cflags, *inc, "-c", C, "-o", OBJ], tmp, log, "cc wrapper")  # type: ignore[operator]
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         if not persistent:
             return tmp
         try:
