@@ -447,7 +447,7 @@ def _xgb_tree_from_dump(tree: Any, t: int, index: dict[str, int], src: _Src) -> 
         kid_ids = [k.get("nodeid") if isinstance(k, dict) else None for k in kids]
         try:
             ok = int(kid_ids[0]) == yes and int(kid_ids[1]) == no  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # a non-integer, or 1e999 -> inf
             ok = False
         if not ok:
             raise src.err("children[0]/children[1] must be the 'yes'/'no' nodes", **loc, field="children")
