@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import assert_bit_equal
 from cython_zoo import ensemble, rows_for
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ltrcompile.backends.cython import STRATEGIES, CompilerNotFoundError
@@ -91,8 +91,34 @@ def models(draw):
     return draw(st.integers(0, 2**31)), kw, draw(st.sampled_from(STRATEGIES))
 
 
+#: found by this test in CI: gcc 12.2's vectorizer dropped the float rounding between the fused
+#: float32 adds of two outputs (fixed by -fno-tree-vectorize in toolchain.OPTIONAL_CFLAGS)
+_GCC_VECTORIZER_CASE = dict(
+    n_trees=3, n_features=1, n_outputs=2, vector_leaves=True,
+    tree_kw=dict(depth=0, ops=(Op.LT,), missing=(Missing.NAN_DEFAULT,), cat_prob=0.0, cat_features=(),
+                 big_codes=False, float32_thresholds=False, linear_leaves=False, split_prob=0.6),
+    weights=False, bags=1, transform="exp", transform_params={}, input_cast="float32",
+    accumulate="float32_fused", input_zero_band=0.0, categorical_rule="xgboost", infinite_as_missing=False,
+    linear_output=np.array([0], np.int32), linear_feature=np.array([0], np.int32),
+    linear_weight=np.array([0.5]), linear_skip_missing=False,
+)
+
+#: the same gcc bug in the output transform: ``o[k] = (double)(float)r[k]`` over two outputs lost
+#: the rounding to float
+_GCC_VECTORIZER_TRANSFORM_CASE = dict(
+    _GCC_VECTORIZER_CASE, n_trees=0, vector_leaves=False, transform="to_float32", accumulate="float64",
+    linear_output=np.zeros(0, np.int32), linear_feature=np.zeros(0, np.int32), linear_weight=np.zeros(0),
+)
+for _k in ("linear_output", "linear_feature", "linear_weight", "linear_skip_missing"):
+    _GCC_VECTORIZER_TRANSFORM_CASE.pop(_k)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(models())
+@example((0, _GCC_VECTORIZER_CASE, "ifelse"))
+@example((0, _GCC_VECTORIZER_CASE, "datadriven"))
+@example((0, _GCC_VECTORIZER_TRANSFORM_CASE, "ifelse"))
+@example((0, _GCC_VECTORIZER_TRANSFORM_CASE, "datadriven"))
 def test_random_ensembles_compile_exactly(case):
     seed, kw, strategy = case
     ens = ensemble(seed, **kw)
