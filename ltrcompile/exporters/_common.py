@@ -126,23 +126,13 @@ def check_plain_trees(ens: Ensemble, ex: Exactness) -> None:
     internal = ens.left >= 0
     cat = np.flatnonzero(internal & (ens.categorical != 0))
     if cat.size:
-        t = int(np.searchsorted(ens.tree_offset, cat[0], side="right") - 1)
-        raise ex.refuse(
-            "categorical splits (category sets) have no equivalent",
-            tree=t,
-            node=int(cat[0] - ens.tree_offset[t]),
-            field="categorical",
-        )
+        raise ex.refuse("categorical splits (category sets) have no equivalent", **where(ens, int(cat[0])), field="categorical")
     if ens.has_linear_leaves:
         raise ex.refuse("linear-tree leaves (LightGBM linear_tree)", field="leaf_linear")
     zero = np.flatnonzero(internal & (ens.missing == Missing.ZERO_NAN_DEFAULT))
     if zero.size:
-        t = int(np.searchsorted(ens.tree_offset, zero[0], side="right") - 1)
         raise ex.refuse(
-            "LightGBM zero_as_missing nodes (0 and NaN both take the default branch)",
-            tree=t,
-            node=int(zero[0] - ens.tree_offset[t]),
-            field="missing",
+            "LightGBM zero_as_missing nodes (0 and NaN both take the default branch)", **where(ens, int(zero[0])), field="missing"
         )
 
 
