@@ -609,10 +609,14 @@ def _dump_tree(entry: Any, t: int, path: str | None) -> _RawTree:
                 raise fail(f"must be a feature index, got {f!r}", node=i, field="split_feature")
             feat[i] = f
             kind = node.get("decision_type")
-            mt = node.get("missing_type", "None")
+            # dump_model writes both for every split: a document without them is read, not guessed
+            if "missing_type" not in node or "default_left" not in node:
+                absent = "missing_type" if "missing_type" not in node else "default_left"
+                raise fail("split has no " + absent, node=i, field=absent)
+            mt = node["missing_type"]
             if mt not in _MISSING_NAMES:
                 raise fail(f"unknown missing_type {mt!r}", node=i, field="missing_type")
-            dl = node.get("default_left", False)
+            dl = node["default_left"]
             if not isinstance(dl, bool):
                 raise fail("must be true or false", node=i, field="default_left")
             code = (_MISSING_NAMES[mt] << 2) | (2 if dl else 0)
