@@ -401,20 +401,12 @@ _DUMP_KEYS = {"nodeid", "depth", "split", "split_condition", "yes", "no", "missi
 
 
 def _xgb_tree_from_dump(tree: Any, t: int, index: dict[str, int], src: _Src) -> TreeArrays:
-    feats: list[int] = []
-    thr: list[float] = []
-    left: list[int] = []
-    right: list[int] = []
-    dleft: list[int] = []
-    leaf: list[float] = []
-    ids: list[int] = []
+    nodes = _Nodes()
     stack: list[tuple[Any, int, bool, str]] = [(tree, -1, False, "tree")]
     while stack:
         node, parent, is_right, where = stack.pop()
-        i = len(feats)
+        i = nodes.link(parent, is_right)
         loc = {"tree": t, "node": i}
-        if parent >= 0:
-            (right if is_right else left)[parent] = i
         node = _obj(node, src, f"{where}", **loc)
         bad = set(node) - _DUMP_KEYS
         if bad:
@@ -426,13 +418,7 @@ def _xgb_tree_from_dump(tree: Any, t: int, index: dict[str, int], src: _Src) -> 
             v = _f32(node["leaf"], src, "leaf", **loc, field="leaf")
             if not math.isfinite(v):
                 raise src.err("leaf value is not finite", **loc, field="leaf")
-            feats.append(-1)
-            thr.append(0.0)
-            left.append(-1)
-            right.append(-1)
-            dleft.append(0)
-            leaf.append(v)
-            ids.append(nid)
+            nodes.leaf(nid, v)
             continue
         need = ("split_condition", "split", "yes", "no", "depth", "children")
         missing = [k for k in need if k not in node]
@@ -462,30 +448,57 @@ def _xgb_tree_from_dump(tree: Any, t: int, index: dict[str, int], src: _Src) -> 
         th = _f32(node["split_condition"], src, "split_condition", **loc, field="split_condition")
         if math.isnan(th):
             raise src.err("split_condition is NaN", **loc, field="split_condition")
-        feats.append(index[fname])
-        thr.append(th)
-        left.append(-1)
-        right.append(-1)
-        dleft.append(1 if miss == yes else 0)  # Split.eval: missingNodeId == leftNodeId -> left
-        leaf.append(0.0)
-        ids.append(nid)
+        nodes.split(nid, index[fname], th, miss == yes)  # Split.eval: missingNodeId == leftNodeId -> left
         stack.append((kids[1], i, True, f"{where}.children[1]"))
         stack.append((kids[0], i, False, f"{where}.children[0]"))
-    return _arrays(feats, thr, left, right, dleft, leaf, ids, Op.LT, Missing.NAN_DEFAULT)
+    return nodes.arrays()
 
 
-def _arrays(feats, thr, left, right, dleft, leaf, ids, op: Op, missing: Missing) -> TreeArrays:  # type: ignore[no-untyped-def]
-    n = len(feats)
-    ta = TreeArrays.empty(n, op=op, missing=missing)
-    ta.feature[:] = feats
-    ta.threshold[:] = thr
-    ta.left[:] = left
-    ta.right[:] = right
-    ta.default_left[:] = dleft
-    ta.leaf_value[:, 0] = leaf
-    is_leaf = ta.left < 0
-    ta.leaf_id[:] = np.where(is_leaf, np.asarray(ids, np.int64), -1)
-    return ta
+class _Nodes:
+    """One plugin XGBoost tree's nodes in pre-order (the order both parsers walk), then TreeArrays:
+    go left iff ``x < t``, NaN to the default child."""
+
+    def __init__(self) -> None:
+        self.feats: list[int] = []
+        self.thr: list[float] = []
+        self.left: list[int] = []
+        self.right: list[int] = []
+        self.dleft: list[int] = []
+        self.leaf_value: list[float] = []
+        self.ids: list[int] = []
+
+    def link(self, parent: int, is_right: bool) -> int:
+        """The index the next node will get, recorded as ``parent``'s child (root: ``parent < 0``)."""
+        i = len(self.feats)
+        if parent >= 0:
+            (self.right if is_right else self.left)[parent] = i
+        return i
+
+    def _add(self, nid: int, feat: int, th: float, dleft: bool, value: float) -> None:
+        self.feats.append(feat)
+        self.thr.append(th)
+        self.left.append(-1)
+        self.right.append(-1)
+        self.dleft.append(int(dleft))
+        self.leaf_value.append(value)
+        self.ids.append(nid)
+
+    def leaf(self, nid: int, value: float) -> None:
+        self._add(nid, -1, 0.0, False, value)
+
+    def split(self, nid: int, feat: int, th: float, default_left: bool) -> None:
+        self._add(nid, feat, th, default_left, 0.0)  # children are filled in by link()
+
+    def arrays(self) -> TreeArrays:
+        ta = TreeArrays.empty(len(self.feats), op=Op.LT, missing=Missing.NAN_DEFAULT)
+        ta.feature[:] = self.feats
+        ta.threshold[:] = self.thr
+        ta.left[:] = self.left
+        ta.right[:] = self.right
+        ta.default_left[:] = self.dleft
+        ta.leaf_value[:, 0] = self.leaf_value
+        ta.leaf_id[:] = np.where(ta.left < 0, np.asarray(self.ids, np.int64), -1)
+        return ta
 
 
 def _xgb_common(trees: list[TreeArrays], names: list[str], transform: str, legacy: bool, extra: dict[str, Any]) -> Ensemble:
@@ -582,20 +595,12 @@ def _xgb_raw_model(defn: Any, names: list[str] | None, raw_leaves: str, legacy: 
 
 def _raw_tree(arr: dict[str, list[Any]], leaf_key: str, col: list[int], t: int, src: _Src) -> TreeArrays:
     lc, rc = arr["left_children"], arr["right_children"]
-    feats: list[int] = []
-    thr: list[float] = []
-    left: list[int] = []
-    right: list[int] = []
-    dleft: list[int] = []
-    leaf: list[float] = []
-    ids: list[int] = []
+    nodes = _Nodes()
     seen: set[int] = set()
     stack: list[tuple[int, int, bool]] = [(0, -1, False)]
     while stack:
         nid, parent, is_right = stack.pop()
-        i = len(feats)
-        if parent >= 0:
-            (right if is_right else left)[parent] = i
+        i = nodes.link(parent, is_right)
         loc = {"tree": t, "node": nid}
         if not (0 <= nid < len(lc) and nid < len(rc)):
             raise src.err(f"child node reference {nid} is invalid", **loc, field="left_children")
@@ -604,7 +609,6 @@ def _raw_tree(arr: dict[str, list[Any]], leaf_key: str, col: list[int], t: int, 
         seen.add(nid)
         a = _int(lc[nid], src, "left_children", **loc, field="left_children")
         b = _int(rc[nid], src, "right_children", **loc, field="right_children")
-        ids.append(nid)
         if a != -1 and b != -1:
             try:
                 fidx = _int(arr["split_indices"][nid], src, "split_indices", **loc, field="split_indices")
@@ -616,12 +620,7 @@ def _raw_tree(arr: dict[str, list[Any]], leaf_key: str, col: list[int], t: int, 
                 raise src.err(f"split index {fidx} has no feature name", **loc, field="split_indices")
             if math.isnan(th):
                 raise src.err("split condition is NaN", **loc, field="split_conditions")
-            feats.append(col[fidx])
-            thr.append(th)
-            left.append(-1)
-            right.append(-1)
-            dleft.append(1 if dl == 1 else 0)
-            leaf.append(0.0)
+            nodes.split(nid, col[fidx], th, dl == 1)
             stack.append((b, i, True))
             stack.append((a, i, False))
         else:
@@ -631,13 +630,8 @@ def _raw_tree(arr: dict[str, list[Any]], leaf_key: str, col: list[int], t: int, 
                 raise src.err(f"{leaf_key} has no entry for node {nid}", **loc, field=leaf_key) from None
             if not math.isfinite(v):
                 raise src.err("leaf value is not finite", **loc, field=leaf_key)
-            feats.append(-1)
-            thr.append(0.0)
-            left.append(-1)
-            right.append(-1)
-            dleft.append(0)
-            leaf.append(v)
-    return _arrays(feats, thr, left, right, dleft, leaf, ids, Op.LT, Missing.NAN_DEFAULT)
+            nodes.leaf(nid, v)
+    return nodes.arrays()
 
 
 # ============================================================================ es-native
