@@ -119,9 +119,7 @@ def _decode(text: str | bytes, src: _Src, what: str = "document") -> Any:
         return json.loads(
             text, parse_float=_Num, parse_int=_Num, parse_constant=_reject_constant, object_pairs_hook=_no_dups
         )
-    except json.JSONDecodeError as exc:
-        raise src.err(f"the {what} is not valid JSON: {exc}") from None
-    except ValueError as exc:
+    except ValueError as exc:  # json.JSONDecodeError, and _no_dups / _reject_constant
         raise src.err(f"the {what} is not valid JSON: {exc}") from None
     except RecursionError:
         raise src.err(f"the {what} is nested too deeply") from None
@@ -134,9 +132,7 @@ def _is_num(v: Any) -> bool:
 def _f32(v: Any, src: _Src, what: str, **where: Any) -> float:
     """A float field as the plugin parses it (Jackson ``floatValue``: the decimal rounded to float)."""
     try:
-        if isinstance(v, _Num):
-            return _ranklib.java_float(v)
-        if isinstance(v, str):  # ObjectParser float fields also take strings (Float.parseFloat)
+        if isinstance(v, str):  # _Num, or a string: ObjectParser float fields take those (Float.parseFloat)
             return _ranklib.java_float(v)
         if _is_num(v):
             with np.errstate(over="ignore"):
@@ -855,22 +851,21 @@ def from_native_document(doc: Any, *, path: str | None = None, **options: Any) -
 
 
 # ============================================================================ entry points
+def _load(path: str | os.PathLike[str], from_document: Any, options: dict[str, Any]) -> Ensemble:
+    p = os.fspath(path)
+    with open(p, "rb") as fh:
+        doc = _decode(fh.read(), _Src(p))
+    return from_document(doc, path=p, **options)
+
+
 def load_ltr(path: str | os.PathLike[str], **options: Any) -> Ensemble:
     """LTR plugin model document (JSON file) -> Ensemble."""
-    p = os.fspath(path)
-    src = _Src(p)
-    with open(p, "rb") as fh:
-        doc = _decode(fh.read(), src)
-    return from_ltr_document(doc, path=p, **options)
+    return _load(path, from_ltr_document, options)
 
 
 def load_native(path: str | os.PathLike[str], **options: Any) -> Ensemble:
     """Elasticsearch trained-model JSON file -> Ensemble."""
-    p = os.fspath(path)
-    src = _Src(p)
-    with open(p, "rb") as fh:
-        doc = _decode(fh.read(), src)
-    return from_native_document(doc, path=p, **options)
+    return _load(path, from_native_document, options)
 
 
 FORMATS = {FORMAT_LTR: load_ltr, FORMAT_NATIVE: load_native}
