@@ -79,9 +79,7 @@ def _threshold(ens: Ensemble, g: int, ex: Exactness) -> float:
         **loc,
         field="default_left",
     )
-    if ens.sparse_absent == "missing":
-        pass  # absent entries are NaN in the IR: covered by the NaN check above
-    return a
+    return a  # absent entries are NaN when sparse_absent == "missing": covered by the NaN check
 
 
 def _leaf_f32(ens: Ensemble, g: int, fold: float, ex: Exactness) -> float:
