@@ -27,13 +27,13 @@ from ._common import (
     F32,
     Exactness,
     check_plain_trees,
-    feature_names,
     left_max32,
     next32,
     node_nan_left,
     preorder,
     where,
 )
+from ._common import feature_names as _names  # export() has a parameter named feature_names
 
 _DBL_MAX = sys.float_info.max
 #: float32 rounding boundary to -inf/+inf: |x| >= 2**128 - 2**103 rounds to infinity (ties to even)
@@ -68,7 +68,7 @@ def export(
     if ens.transform == "exp" and ens.accumulate == "float64":
         aggregate = "exponent"  # exp(plain double sum), Exponent.aggregate
     else:
-        ex.need(ens.transform in ("identity",), f"output transform {ens.transform!r} (the raw margin is exported)", field="transform")
+        ex.need(ens.transform == "identity", f"output transform {ens.transform!r} (the raw margin is exported)", field="transform")
         mode = ens.accumulate
         ex.need(
             mode == "float64_kahan" or (mode == "float64" and n_terms <= 1),
@@ -101,10 +101,6 @@ def export(
     if what == "definition":
         return definition
     return {"definition": definition, "inference_config": inference_config or {"learning_to_rank": {}}}
-
-
-def _names(ens: Ensemble, names: Any) -> list[str]:
-    return feature_names(ens, names)
 
 
 def _leaf_tree(names: list[str], v: float) -> dict[str, Any]:

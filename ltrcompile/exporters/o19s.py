@@ -31,7 +31,6 @@ from ._common import (
     F32,
     Exactness,
     check_plain_trees,
-    feature_names,
     is_f32,
     left_max32,
     next32,
@@ -39,6 +38,7 @@ from ._common import (
     preorder,
     where,
 )
+from ._common import feature_names as _names  # export() has a parameter named feature_names
 
 _JACKSON_INF = 1e39  # Float.parseFloat("1e39") is +Infinity
 
@@ -80,10 +80,6 @@ def export(
     if norms:
         model["feature_normalizers"] = norms
     return {"model": {"name": name, "model": model}}
-
-
-def _names(ens: Ensemble, names: Any) -> list[str]:
-    return feature_names(ens, names)
 
 
 def _auto_type(ens: Ensemble) -> str:
