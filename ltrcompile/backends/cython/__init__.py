@@ -15,7 +15,7 @@ import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...ir import Ensemble
 from .artifact import (
@@ -36,18 +36,33 @@ from .artifact import (
     sha256_file,
     write_json,
 )
-from .build import BuildError, Progress, build_extension
-from .codegen import (
-    CODEGEN_VERSION,
-    STRATEGIES,
-    Tuning,
-    choose_strategy,
-    generate,
-    generator_fingerprint,
-    write_sources,
-)
 from .scorer import CompiledScorer, load
-from .toolchain import CompilerNotFoundError, toolchain
+
+if TYPE_CHECKING:
+    from .build import BuildError
+    from .codegen import CODEGEN_VERSION, STRATEGIES, Tuning
+    from .toolchain import CompilerNotFoundError
+
+# The code generator and the build machinery (with their imports) load on first use, so that
+# loading and scoring a compiled artifact does not pay for them.
+_LAZY = {
+    "BuildError": "build",
+    "CODEGEN_VERSION": "codegen",
+    "STRATEGIES": "codegen",
+    "Tuning": "codegen",
+    "CompilerNotFoundError": "toolchain",
+}
+
+
+def __getattr__(name: str) -> Any:
+    sub = _LAZY.get(name)
+    if sub is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{sub}", __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "CODEGEN_VERSION",
@@ -110,6 +125,10 @@ def compile(  # noqa: A001 - the public name the package exports
     ``jobs``: parallel compiler processes (default: available cores). ``cache``: reuse an identical
     existing build. ``progress``: show progress on stderr. ``name``: a label stored in the manifest.
     """
+    from .build import BuildError, Progress, build_extension
+    from .codegen import Tuning, choose_strategy, generate, generator_fingerprint, write_sources
+    from .toolchain import toolchain
+
     if not isinstance(ensemble, Ensemble):
         from ...frontends import load_model
 
@@ -121,7 +140,8 @@ def compile(  # noqa: A001 - the public name the package exports
     tc = toolchain()
     ir_json = ens.to_json()
     ir_digest = hashlib.sha256(ir_json.encode()).hexdigest()
-    module = module_name(ir_digest, strat, tune.to_dict(), tc.to_dict(), generator_fingerprint())
+    fingerprint = generator_fingerprint()
+    module = module_name(ir_digest, strat, tune.to_dict(), tc.to_dict(), fingerprint)
     default_target = cache_root() / module
     target = Path(out_dir) if out_dir is not None else default_target
 
@@ -163,7 +183,7 @@ def compile(  # noqa: A001 - the public name the package exports
         for p in build_dir.glob("*.o"):
             p.unlink()
         manifest = _manifest(
-            ens, module, strat, tune, tc, ir_digest, final_so, src, name,
+            ens, module, strat, tune, tc, ir_digest, fingerprint, final_so, src, name,
             codegen_s, times, time.perf_counter() - t_start,
         )
         write_json(staging / MANIFEST, manifest)
@@ -187,6 +207,7 @@ def _manifest(
     tune: Tuning,
     tc: Any,
     ir_digest: str,
+    fingerprint: str,
     so: Path,
     src: Any,
     name: str | None,
@@ -195,7 +216,9 @@ def _manifest(
     total_s: float,
 ) -> dict[str, Any]:
     from ...transforms import TRANSFORMS
+    from .codegen import CODEGEN_VERSION
 
+    py = platform_info()
     return {
         "format": ARTIFACT_FORMAT,
         "format_version": ARTIFACT_VERSION,
@@ -207,13 +230,13 @@ def _manifest(
         "ir_digest": ir_digest,
         "ir_file": IR_FILE,
         "codegen_version": CODEGEN_VERSION,
-        "generator_fingerprint": generator_fingerprint(),
+        "generator_fingerprint": fingerprint,
         "strategy": strategy,
         "tuning": tune.to_dict(),
         "compiler": tc.to_dict(),
-        "python": platform_info(),
-        "abi_tag": platform_info()["soabi"],
-        "platform_tag": platform_info()["platform"],
+        "python": py,
+        "abi_tag": py["soabi"],
+        "platform_tag": py["platform"],
         "host": {"system": platform.system(), "release": platform.release()},
         "versions": _versions(),
         "provenance": ens.provenance,
