@@ -22,7 +22,6 @@ from ..errors import UnsupportedModelError
 from ..ir import Ensemble, Missing, Op
 
 F32 = np.float32
-F32_MAX = float(np.finfo(np.float32).max)
 
 
 class ExportApproximationWarning(UserWarning):
@@ -112,10 +111,6 @@ def node_nan_left(ens: Ensemble, g: int) -> bool | None:
         t = float(ens.threshold[g])
         return (0.0 <= t) if ens.op[g] == Op.LE else (0.0 < t)
     return None
-
-
-def band_of(ens: Ensemble) -> float:
-    return float(ens.input_zero_band)
 
 
 # ---------------------------------------------------------------------------- model checks

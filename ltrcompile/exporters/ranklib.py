@@ -27,7 +27,6 @@ from ._common import (
     F32,
     Exactness,
     check_plain_trees,
-    floor32,
     is_f32,
     left_max32,
     node_nan_left,
@@ -245,4 +244,4 @@ def _linear(ens: Ensemble, ex: Exactness, ranker: str) -> str:
     raise ex.refuse(f"a linear model cannot be written as {ranker!r}", field="ranker")
 
 
-__all__ = ["export", "floor32"]
+__all__ = ["export"]
