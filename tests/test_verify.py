@@ -356,18 +356,15 @@ def test_csv_binds_columns_by_name_in_any_order(tmp_path):
 def test_csv_name_errors(tmp_path):
     ens = _named_model(tmp_path)
     p = tmp_path / "rows.csv"
-    p.write_text("price,clicks\n1,2\n")
-    with pytest.raises(InputDataError, match=r"rows\.csv, line 1: 1 of the model's 3 features have no column: \['age'\]"):
-        read_data(p, ens)
-    p.write_text("price,clicks,age,colour\n1,2,3,4\n")
-    with pytest.raises(InputDataError, match=r"not model features: \['colour'\]"):
-        read_data(p, ens)
-    p.write_text("price,clicks,age\n1,2,3\n1,two,3\n")
-    with pytest.raises(InputDataError, match=r"line 3: column 'clicks': 'two' is not a number"):
-        read_data(p, ens)
-    p.write_text("price,clicks,age\n1,2,3\n1,2\n")
-    with pytest.raises(InputDataError, match=r"line 3: 2 fields, but the header has 3"):
-        read_data(p, ens)
+    for text, error in (
+        ("price,clicks\n1,2\n", r"rows\.csv, line 1: 1 of the model's 3 features have no column: \['age'\]"),
+        ("price,clicks,age,colour\n1,2,3,4\n", r"not model features: \['colour'\]"),
+        ("price,clicks,age\n1,2,3\n1,two,3\n", r"line 3: column 'clicks': 'two' is not a number"),
+        ("price,clicks,age\n1,2,3\n1,2\n", r"line 3: 2 fields, but the header has 3"),
+    ):
+        p.write_text(text)
+        with pytest.raises(InputDataError, match=error):
+            read_data(p, ens)
 
 
 def test_csv_positional_without_model_names(tmp_path):
