@@ -7,7 +7,6 @@ to ``build.log``; a failing step raises :class:`BuildError` quoting the end of i
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from ...errors import LtrCompileError
 from .codegen import Sources
+from .scorer import available_cores
 from .toolchain import Toolchain
 from .wrapper import ensure_wrapper
 
@@ -61,13 +61,6 @@ class Progress:
         sys.stderr.flush()
 
 
-def default_jobs() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS/Windows
-        return max(1, os.cpu_count() or 1)
-
-
 class _Log:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -109,7 +102,7 @@ def build_extension(
 ) -> tuple[Path, dict[str, float]]:
     """Compile and link; returns the extension's path and per-step seconds."""
     build_dir = Path(build_dir)
-    jobs = max(1, jobs or default_jobs())
+    jobs = max(1, jobs or available_cores())
     log = _Log(build_dir / "build.log")
     times: dict[str, float] = {}
     inc = [f"-I{build_dir}", *(f"-I{d}" for d in tc.include_dirs)]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputDataError
-from ...inputs import apply_normalizers, as_float_matrix
+from ...inputs import _sparse_rows_as_stored, apply_normalizers, as_float_matrix
 from .artifact import (
     IR_FILE,
     MANIFEST,
@@ -51,15 +51,6 @@ class _InputSpec:
         self.input_zero_band = float(d.get("input_zero_band", 0.0))
 
 
-def _sparse_rows_as_stored(X: Any) -> bool:
-    """Entries of CSR (and non-CSC) scipy matrices are compared as stored (no zero band)."""
-    if type(X).__module__.split(".")[0] != "scipy" or not hasattr(X, "tocsr"):
-        return False
-    import scipy.sparse
-
-    return not isinstance(X, scipy.sparse.csc_matrix)
-
-
 def import_extension(module: str, so_path: Path) -> ModuleType:
     """Import ``module`` from ``so_path`` once per process (names are content addresses)."""
     with _MODULES_LOCK:
@@ -78,16 +69,19 @@ def import_extension(module: str, so_path: Path) -> ModuleType:
         return mod
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS/Windows
+        return max(1, os.cpu_count() or 1)
+
+
 def _resolve_threads(n_threads: Any) -> int:
     if n_threads is None:
         return 1
     n = int(n_threads)
-    if n <= 0:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # pragma: no cover
-            return max(1, os.cpu_count() or 1)
-    return n
+    return n if n > 0 else available_cores()
 
 
 class CompiledScorer:
@@ -132,29 +126,26 @@ class CompiledScorer:
     # ------------------------------------------------------------------ scoring
     def predict(self, X: Any, raw_score: bool = False, n_threads: int | None = 1) -> np.ndarray:
         """Scores, exactly as the interpreter computes them: float64 ``(n,)`` or ``(n, k)``."""
+        return self._score(self._mod.predict, X, (bool(raw_score),), n_threads)
+
+    def predict_leaf(self, X: Any, n_threads: int | None = 1) -> np.ndarray:
+        """Source-library leaf ids of every row and tree: int32 ``(n, n_trees)``."""
+        return self._score(self._mod.predict_leaf, X, (), n_threads)
+
+    def _score(self, fn: Any, X: Any, args: tuple[bool, ...], n_threads: int | None) -> Any:
+        """``fn`` on ``X`` as it is when the extension accepts it, else on the converted matrix."""
         nt = _resolve_threads(n_threads)
         if self._direct:
-            out = self._call(self._mod.predict, X, raw_score, nt, True)
+            out = self._call(fn, X, args, nt, True)
             if out is not None:
                 return out
         M, band = self._matrix(X)
-        out = self._call(self._mod.predict, M, raw_score, nt, band)
+        out = self._call(fn, M, args, nt, band)
         if out is None:  # pragma: no cover - _matrix always yields an accepted layout
             raise InputDataError("the input could not be converted to a float matrix")
         return out
 
-    def predict_leaf(self, X: Any, n_threads: int | None = 1) -> np.ndarray:
-        """Source-library leaf ids of every row and tree: int32 ``(n, n_trees)``."""
-        nt = _resolve_threads(n_threads)
-        if self._direct:
-            out = self._call(self._mod.predict_leaf, X, None, nt, True)
-            if out is not None:
-                return out
-        M, band = self._matrix(X)
-        return self._call(self._mod.predict_leaf, M, None, nt, band)
-
-    def _call(self, fn: Any, X: Any, raw: bool | None, nt: int, band: bool) -> Any:
-        args = () if raw is None else (bool(raw),)
+    def _call(self, fn: Any, X: Any, args: tuple[bool, ...], nt: int, band: bool) -> Any:
         if nt > 1 and not self._mod.HAVE_OPENMP and isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[0] >= 2 * nt:
             # no OpenMP in this build: plain threads, each scoring a slice with the GIL released
             first = fn(X[:0], *args, 1, band)
