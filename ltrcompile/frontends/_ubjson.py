@@ -58,19 +58,15 @@ class _Reader:
         return out
 
     def marker(self) -> int:
-        # 'N' is UBJSON's no-op marker; skip it wherever a marker is expected
-        while True:
-            if self.pos >= self.n:
-                raise self.fail("truncated: expected a type marker")
-            c = self.buf[self.pos]
-            self.pos += 1
-            if c != ord("N"):
-                return c
+        c = self.peek("a type marker")
+        self.pos += 1
+        return c
 
-    def peek(self) -> int:
+    def peek(self, expected: str = "a value or a closing bracket") -> int:
+        """The next marker, not consumed; 'N' (UBJSON's no-op) is skipped wherever one is expected."""
         while True:
             if self.pos >= self.n:
-                raise self.fail("truncated: expected a value or a closing bracket")
+                raise self.fail(f"truncated: expected {expected}")
             c = self.buf[self.pos]
             if c != ord("N"):
                 return c
