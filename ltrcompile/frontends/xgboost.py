@@ -260,6 +260,22 @@ def prob_to_margin(
     return m, notes
 
 
+def _base_margin(
+    value: Any, n_outputs: int, objective: str, version: tuple[int, ...] | None, src: _Src
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A stored ``base_score`` (output space) -> (float32 base per output, its margin, notes)."""
+    base = parse_base_score(value, src)
+    if base.size == 1:
+        base = np.full(n_outputs, base[0], F32)
+    elif base.size != n_outputs:
+        raise src.err(
+            f"base_score has {base.size} values for a model with {n_outputs} outputs",
+            field="base_score",
+        )
+    margin, notes = prob_to_margin(base, objective, version, src)
+    return base, margin, notes
+
+
 def _objective(name: Any, src: _Src) -> str:
     if not isinstance(name, str):
         raise src.err(f"objective name must be a string, got {name!r}", field="objective")
@@ -309,15 +325,8 @@ def parse_document(doc: Any, src: _Src) -> _Parsed:
         )
     n_outputs = max(num_class, num_target, 1)
     objective = _objective(src.get(src.obj(learner, "objective", "objective"), "name", "objective"), src)
-    base = parse_base_score(src.get(lmp, "base_score", "base_score"), src)
-    if base.size == 1:
-        base = np.full(n_outputs, base[0], F32)
-    elif base.size != n_outputs:
-        raise src.err(
-            f"base_score has {base.size} values for a model with {n_outputs} outputs",
-            field="base_score",
-        )
-    margin, notes = prob_to_margin(base, objective, version, src)
+    stored = src.get(lmp, "base_score", "base_score")
+    base, margin, notes = _base_margin(stored, n_outputs, objective, version, src)
 
     names = _strings(learner.get("feature_names", []), src, "feature_names")
     if names and len(names) != n_features:
@@ -764,12 +773,9 @@ def parse_dump(doc: Any, src: _Src, options: dict[str, Any]) -> _Parsed:
     npt = int(options.get("num_parallel_tree") or 1)
     num_class = int(options.get("num_class") or 0)
 
-    built: list[tuple[TreeArrays, int]] = []
+    built: list[TreeArrays] = []
     max_feature = -1
-    raw_trees = []
-    for tid, t in enumerate(trees_json):
-        nodes = _flatten_dump_tree(t, tid, src)
-        raw_trees.append(nodes)
+    raw_trees = [_flatten_dump_tree(t, tid, src) for tid, t in enumerate(trees_json)]
     leaf_dims = set()
     for nodes in raw_trees:
         for nd in nodes:
@@ -783,14 +789,14 @@ def parse_dump(doc: Any, src: _Src, options: dict[str, Any]) -> _Parsed:
     for tid, nodes in enumerate(raw_trees):
         arr, mf = _dump_tree_arrays(nodes, tid, K, resolve, src)
         max_feature = max(max_feature, mf)
-        built.append((arr, tid))
+        built.append(arr)
     first_seen: dict[str, int] = resolve.first_seen  # type: ignore[attr-defined]
     feature_names = list(names) if names else None
     if first_seen:  # names that are neither f<i> nor given: number them by first appearance
         offset = max_feature + 1
         order = sorted(first_seen, key=lambda s: -first_seen[s])
         remap = {first_seen[s]: offset + k for k, s in enumerate(order)}
-        for arr, _ in built:
+        for arr in built:
             neg = arr.feature < -1
             arr.feature[neg] = [remap[int(v)] for v in arr.feature[neg]]
         max_feature = offset + len(order) - 1
@@ -816,12 +822,7 @@ def parse_dump(doc: Any, src: _Src, options: dict[str, Any]) -> _Parsed:
         n_outputs = max(num_class, 1)
         info = (np.arange(len(built)) // npt) % n_outputs
     if "base_score" in options and options["base_score"] is not None:
-        base = parse_base_score(options["base_score"], src)
-        if base.size == 1:
-            base = np.full(n_outputs, base[0], F32)
-        elif base.size != n_outputs:
-            raise src.err(f"base_score has {base.size} values for {n_outputs} outputs", field="base_score")
-        margin, more = prob_to_margin(base, objective, None, src)
+        _, margin, more = _base_margin(options["base_score"], n_outputs, objective, None, src)
         notes += more
     else:
         margin = np.zeros(n_outputs, F32)
@@ -836,7 +837,7 @@ def parse_dump(doc: Any, src: _Src, options: dict[str, Any]) -> _Parsed:
         n_outputs=n_outputs,
         base_margin=margin,
         feature_names=feature_names,
-        trees=[a for a, _ in built],
+        trees=built,
         tree_info=info,
         indptr=np.arange(0, n + 1, layer, dtype=np.int64) if n % layer == 0 else None,
         notes=notes,
