@@ -231,31 +231,26 @@ def _read_svmlight(
     base = int(base)
     if base not in (0, 1):
         raise ValueError(f"index_base must be 'auto', 0 or 1, got {index_base!r}")
+    n = len(labels)
+    rows_of = np.repeat(np.arange(n), np.diff(np.asarray(row_ptr, np.int64)))  # entry -> row
     if base == 1 and c.size and c.min() == 0:
         k = int(np.argmax(c == 0))
-        line = lines[int(np.searchsorted(row_ptr, k, side="right")) - 1]
-        raise _fail(path, "feature index 0 in a file read with 1-based indices", line)
+        raise _fail(path, "feature index 0 in a file read with 1-based indices", lines[rows_of[k]])
     c -= base
-    n = len(labels)
+    vals_arr = np.asarray(vals, np.float64)
     bad = np.flatnonzero(c >= n_features)
     ignored = 0
     if bad.size and ignore_extra:
         keep = c < n_features
         ignored = int(np.unique(c[~keep]).size)
-        rows_of = np.repeat(np.arange(len(labels)), np.diff(np.asarray(row_ptr, np.int64)))
-        c, vals_arr, rows_of = c[keep], np.asarray(vals, np.float64)[keep], rows_of[keep]
-        bad = bad[:0]
-    else:
-        vals_arr = np.asarray(vals, np.float64)
-        rows_of = np.repeat(np.arange(len(labels)), np.diff(np.asarray(row_ptr, np.int64)))
-    if bad.size:
+        c, vals_arr, rows_of = c[keep], vals_arr[keep], rows_of[keep]
+    elif bad.size:
         k = int(bad[0])
-        line = lines[int(np.searchsorted(row_ptr, k, side="right")) - 1]
         raise _fail(
             path,
             f"feature index {int(c[k]) + base} is beyond the model's {n_features} features "
             f"(indices read {base}-based; the highest index in the file is {int(c.max()) + base})",
-            line,
+            lines[rows_of[k]],
         )
     X = np.full((n, n_features), np.nan if absent == "missing" else 0.0)
     X[rows_of, c] = vals_arr
