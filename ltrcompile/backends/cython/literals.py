@@ -14,57 +14,51 @@ import numpy as np
 F32 = np.float32
 
 
-def c_double(v: float) -> str:
-    """Exact C ``double`` literal."""
-    v = float(v)
+def _c_number(v: float, suffix: str) -> str:
     if math.isnan(v):
         return "NAN"
     if math.isinf(v):
         return "INFINITY" if v > 0 else "(-INFINITY)"
     if v == 0.0:
-        return "-0.0" if math.copysign(1.0, v) < 0 else "0.0"
-    return v.hex()
+        return ("-0.0" if math.copysign(1.0, v) < 0 else "0.0") + suffix
+    return v.hex() + suffix
+
+
+def c_double(v: float) -> str:
+    """Exact C ``double`` literal."""
+    return _c_number(float(v), "")
 
 
 def c_float(v: float) -> str:
     """Exact C ``float`` literal; ``v`` must already be a float32 value."""
-    v32 = F32(v)
-    if float(v32) != float(v) and not math.isnan(float(v)):
+    v32 = float(F32(v))
+    if v32 != float(v) and not math.isnan(float(v)):
         raise ValueError(f"{v!r} is not representable as float32")
-    v = float(v32)
-    if math.isnan(v):
-        return "NAN"
-    if math.isinf(v):
-        return "INFINITY" if v > 0 else "(-INFINITY)"
-    if v == 0.0:
-        return "-0.0f" if math.copysign(1.0, v) < 0 else "0.0f"
-    return v.hex() + "f"
+    return _c_number(v32, "f")
 
 
 def c_literal(v: float, ctype: str) -> str:
     return c_float(v) if ctype == "float" else c_double(v)
 
 
-def round_down_f32(t: float) -> float:
-    """Largest float32 ``<= t``: for float32 ``v``, ``double(v) <= t`` iff ``v <= round_down_f32(t)``."""
+def _round_f32(t: float, down: bool) -> float:
     if math.isnan(t):
         raise ValueError("NaN threshold")
     with np.errstate(over="ignore"):
         f = F32(t)
-    if float(f) > t:
-        f = np.nextafter(f, F32(-np.inf))
+    if (float(f) > t) if down else (float(f) < t):
+        f = np.nextafter(f, F32(-np.inf if down else np.inf))
     return float(f)
+
+
+def round_down_f32(t: float) -> float:
+    """Largest float32 ``<= t``: for float32 ``v``, ``double(v) <= t`` iff ``v <= round_down_f32(t)``."""
+    return _round_f32(t, down=True)
 
 
 def round_up_f32(t: float) -> float:
     """Smallest float32 ``>= t``: for float32 ``v``, ``double(v) < t`` iff ``v < round_up_f32(t)``."""
-    if math.isnan(t):
-        raise ValueError("NaN threshold")
-    with np.errstate(over="ignore"):
-        f = F32(t)
-    if float(f) < t:
-        f = np.nextafter(f, F32(np.inf))
-    return float(f)
+    return _round_f32(t, down=False)
 
 
 def c_int_array(values: np.ndarray | list[int], per_line: int = 24) -> str:
