@@ -95,11 +95,8 @@ def module_name(ir_digest: str, strategy: str, tuning: dict[str, Any], toolchain
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
