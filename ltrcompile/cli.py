@@ -429,11 +429,8 @@ def _move_into_place(staging: Path, out: Path) -> None:
 def _sha256(path: str) -> str:
     import hashlib
 
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def read_build_record(artifact: str) -> dict[str, Any]:
