@@ -631,40 +631,16 @@ def test_auth(served):
 
 
 def test_refuses_public_bind_without_token(tmp_path):
+    def service(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "ltrcompile.service", "--store", str(tmp_path / "s"), *args]
+        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
     for host in ("0.0.0.0", "::", "192.0.2.1"):
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ltrcompile.service",
-                "--store",
-                str(tmp_path / "s"),
-                "--host",
-                host,
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        r = service("--host", host)
         assert r.returncode == 2 and "refusing to bind" in r.stderr, r.stderr
     bad = tmp_path / "tok"
     bad.write_text("short")
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ltrcompile.service",
-            "--store",
-            str(tmp_path / "s"),
-            "--token-file",
-            str(bad),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = service("--token-file", str(bad))
     assert r.returncode != 0 and "at least 16" in r.stderr
 
 
