@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xgboost as xgb
-from conftest import assert_bit_equal
-from sklearn.datasets import load_svmlight_file
+from conftest import assert_bit_equal, load_letor
 
 from ltrcompile.edgecases import edge_rows
 from ltrcompile.errors import UnsupportedModelError
@@ -53,8 +52,7 @@ def reload(out, to, ens):
 
 @pytest.fixture(scope="module")
 def letor():
-    X, _, _ = load_svmlight_file(str(DATA / "test.letor"), n_features=300, zero_based=False, query_id=True)
-    return X.toarray()
+    return load_letor(DATA / "test.letor", n_features=300)[0]
 
 
 @pytest.fixture(scope="module")
