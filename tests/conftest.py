@@ -78,3 +78,22 @@ def assert_bit_equal(ours, theirs, what: str = "") -> None:
             f"ours={ours.ravel()[i].tolist()} theirs={theirs.ravel()[i].tolist()} "
             f"max|d|={np.nanmax(np.abs(ours - theirs))}"
         )
+
+
+def require_c_compiler() -> None:
+    """Skip the calling test module (at import) when no C compiler is usable for the Cython backend."""
+    from ltrcompile.backends.cython import CompilerNotFoundError
+    from ltrcompile.backends.cython.toolchain import toolchain
+
+    try:
+        toolchain()
+    except CompilerNotFoundError as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"no C compiler: {exc}", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def private_build_cache(tmp_path_factory):
+    """Builds of the using module go to a private cache (never the user's ~/.cache)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LTRCOMPILE_CACHE", str(tmp_path_factory.mktemp("ltrc-cache")))
+        yield

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_bit_equal
+from conftest import assert_bit_equal, require_c_compiler
 from cython_zoo import TRANSFORM_MODELS, ZOO, ensemble, rows_for, transform_model
 
 from ltrcompile.backends.cython import (
@@ -26,28 +26,13 @@ from ltrcompile.backends.cython import (
 from ltrcompile.backends.cython import (
     compile as cy_compile,
 )
-from ltrcompile.backends.cython.toolchain import toolchain
 from ltrcompile.backends.cython.transforms_c import TRANSFORM_C
 from ltrcompile.errors import InputDataError, UnsupportedModelError
 from ltrcompile.ir import Ensemble
 from ltrcompile.transforms import TRANSFORMS
 
-try:
-    toolchain()
-except CompilerNotFoundError as exc:  # pragma: no cover - depends on the machine
-    pytest.skip(f"no C compiler: {exc}", allow_module_level=True)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _private_cache(tmp_path_factory):
-    """Builds of this session go to a private cache (never the user's ~/.cache)."""
-    old = os.environ.get("LTRCOMPILE_CACHE")
-    os.environ["LTRCOMPILE_CACHE"] = str(tmp_path_factory.mktemp("ltrc-cache"))
-    yield
-    if old is None:
-        os.environ.pop("LTRCOMPILE_CACHE", None)
-    else:
-        os.environ["LTRCOMPILE_CACHE"] = old
+require_c_compiler()
+pytestmark = pytest.mark.usefixtures("private_build_cache")
 
 
 def build(ens: Ensemble, strategy: str = "auto", **kw) -> CompiledScorer:

@@ -8,36 +8,20 @@ strategy, and compares raw margins, outputs and leaf ids on the model's edge row
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
-from conftest import assert_bit_equal
+from conftest import assert_bit_equal, require_c_compiler
 from cython_zoo import ensemble, rows_for
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ltrcompile.backends.cython import STRATEGIES, CompilerNotFoundError
+from ltrcompile.backends.cython import STRATEGIES
 from ltrcompile.backends.cython import compile as cy_compile
-from ltrcompile.backends.cython.toolchain import toolchain
 from ltrcompile.ir import LIGHTGBM_ZERO_BAND, Missing, Op
 from ltrcompile.transforms import TRANSFORMS
 
-try:
-    toolchain()
-except CompilerNotFoundError as exc:  # pragma: no cover
-    pytest.skip(f"no C compiler: {exc}", allow_module_level=True)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _private_cache(tmp_path_factory):
-    old = os.environ.get("LTRCOMPILE_CACHE")
-    os.environ["LTRCOMPILE_CACHE"] = str(tmp_path_factory.mktemp("ltrc-cache-prop"))
-    yield
-    if old is None:
-        os.environ.pop("LTRCOMPILE_CACHE", None)
-    else:
-        os.environ["LTRCOMPILE_CACHE"] = old
+require_c_compiler()
+pytestmark = pytest.mark.usefixtures("private_build_cache")
 
 
 @st.composite

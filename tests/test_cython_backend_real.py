@@ -10,23 +10,18 @@ interpreter and within the frontend's documented ulp budget against the library.
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_bit_equal, ulp_diff
+from conftest import assert_bit_equal, require_c_compiler, ulp_diff
 
 from ltrcompile import load_model
-from ltrcompile.backends.cython import CompilerNotFoundError
 from ltrcompile.backends.cython import compile as cy_compile
-from ltrcompile.backends.cython.toolchain import toolchain
 from ltrcompile.edgecases import edge_rows
 
-try:
-    toolchain()
-except CompilerNotFoundError as exc:  # pragma: no cover
-    pytest.skip(f"no C compiler: {exc}", allow_module_level=True)
+require_c_compiler()
+pytestmark = pytest.mark.usefixtures("private_build_cache")
 
 DATA = Path(__file__).parent / "data"
 
@@ -36,17 +31,6 @@ def need_frontend(name: str) -> None:
         importlib.import_module(f"ltrcompile.frontends.{name}")
     except ModuleNotFoundError:
         pytest.skip(f"the {name} frontend (ltrcompile/frontends/{name}.py) is not committed yet")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _private_cache(tmp_path_factory):
-    old = os.environ.get("LTRCOMPILE_CACHE")
-    os.environ["LTRCOMPILE_CACHE"] = str(tmp_path_factory.mktemp("ltrc-cache-real"))
-    yield
-    if old is None:
-        os.environ.pop("LTRCOMPILE_CACHE", None)
-    else:
-        os.environ["LTRCOMPILE_CACHE"] = old
 
 
 def rows(ens, background: np.ndarray, n_edge: int = 2500) -> np.ndarray:
