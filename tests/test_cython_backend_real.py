@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_bit_equal, require_c_compiler, ulp_diff
+from conftest import assert_bit_equal, load_letor, require_c_compiler, ulp_diff
 
 from ltrcompile import load_model
 from ltrcompile.backends.cython import compile as cy_compile
@@ -256,13 +256,10 @@ def test_sklearn_estimators(sk, rank_data, tmp_path):
 @pytest.mark.parametrize("name", ["lambdamart", "rf_mart", "coordinate_ascent"])
 def test_ranklib_models_score_like_ranklib(name):
     need_frontend("ranklib")
-    from sklearn.datasets import load_svmlight_file
-
     d = DATA / "ranklib"
     if not (d / f"{name}.model.txt").exists():
         pytest.skip("RankLib fixtures not present")
-    X, _ = load_svmlight_file(str(d / "test.letor"), n_features=300, zero_based=False)
-    X = X.toarray()
+    X = load_letor(d / "test.letor", n_features=300)[0]
     ens = load_model(d / f"{name}.model.txt", n_features=300)
     s = cy_compile(ens, progress=False)
     ref = np.loadtxt(d / f"{name}.scores.tsv", usecols=2)
