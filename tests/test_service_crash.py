@@ -102,6 +102,16 @@ def check_consistent(store, tf, two_models) -> tuple[list[int], int]:
         s.stop()
 
 
+def start_second_upload(s: Server, two_models) -> httpx.Response:
+    """POST the second model as a new version of 'm' (asynchronous: answers 202 with a job)."""
+    return s.client.post(
+        "/models/m/versions",
+        params={"featureset": "letor"},
+        content=two_models["files"][1].read_bytes(),
+        headers=auth(),
+    )
+
+
 @pytest.mark.parametrize(
     "point, want_versions",
     [
@@ -119,12 +129,7 @@ def test_kill_at_each_step_of_an_upload(point, want_versions, base_store, two_mo
     try:
         job_id = None
         try:
-            r = s.client.post(
-                "/models/m/versions",
-                params={"featureset": "letor"},
-                content=two_models["files"][1].read_bytes(),
-                headers=auth(),
-            )
+            r = start_second_upload(s, two_models)
             assert r.status_code == 202, r.text
             job_id = r.json()["id"]
         except httpx.HTTPError:
@@ -152,12 +157,7 @@ def test_sigkill_at_random_moments(delay, base_store, two_models, tmp_path):
     store, tf = fresh_copy(base_store, tmp_path)
     s = Server(store, "--token-file", str(tf))
     try:
-        r = s.client.post(
-            "/models/m/versions",
-            params={"featureset": "letor"},
-            content=two_models["files"][1].read_bytes(),
-            headers=auth(),
-        )
+        r = start_second_upload(s, two_models)
         assert r.status_code == 202
         time.sleep(delay)
         s.proc.send_signal(signal.SIGKILL)
