@@ -176,9 +176,12 @@ def _read_feature_names(path: str) -> list[str]:
 def _call_loader(model: str, fmt: str, names_file: str | None, **options: Any) -> Any:
     """``load_model`` with option errors (plain TypeError/ValueError) turned into one-line errors."""
     from . import load_model
+    from .errors import OptionError
 
     try:
         return load_model(model, format=fmt, **options)
+    except OptionError as exc:
+        raise CliError(f"file {model}: {str(exc).replace('num_iteration', '--num-iteration')}") from exc
     except LtrCompileError:
         raise
     except TypeError as exc:
@@ -241,7 +244,7 @@ def load_for_cli(
     prov = ens.provenance
     best = prov.get("best_iteration")
     if num_iteration is None and best is not None and fmt.startswith("xgboost"):
-        if prov.get("iterations") == "all":
+        if prov.tree_selection == "all":
             full = ens.n_trees
             try:
                 ens2 = _call_loader(model, fmt, feature_names_file, best_iteration=True, **base)
@@ -702,7 +705,7 @@ def inspect_model(ens: Any, notes: list[str]) -> dict[str, Any]:
             unusual.append(f"very large leaf values (max |v| {np.abs(lv).max():.3g})")
     return {
         **facts,
-        "provenance": ens.provenance,
+        "provenance": ens.provenance.to_dict(),
         "n_outputs": ens.n_outputs,
         "input_cast": ens.input_cast,
         "accumulate": ens.accumulate,
@@ -733,7 +736,7 @@ def _format_inspect(model: str, d: dict[str, Any]) -> str:
         ("splits", ", ".join(f"{k} x{v}" for k, v in d["split_operators"].items() if v) or "-"),
         ("base score", ", ".join(f"{v:g}" for v in d["base_score"])),
     ]
-    for key in ("best_iteration", "iterations", "num_iteration", "total_iterations", "booster", "boosting"):
+    for key in ("best_iteration", "iteration_range", "total_iterations", "tree_selection", "booster", "boosting"):
         if prov.get(key) is not None:
             rows.append((key.replace("_", " "), str(prov[key])))
     rows.append(("tree depth", ", ".join(f"{k}: {v}" for k, v in d["depth_histogram"].items()) + "  (trees per depth)"))
@@ -1202,17 +1205,10 @@ class _Quiet(CliError):
 def _artifact_iterations(ens: Any) -> int | None:
     """The ``--num-iteration`` that reproduces the artifact's IR from its model file."""
     prov = ens.provenance
-    if prov.get("library") == "lightgbm" and prov.get("num_iteration") is not None:
-        total = prov.get("total_iterations")
-        if total is not None and int(prov["num_iteration"]) >= int(total):
-            return 0
-        return int(prov["num_iteration"])
-    it = str(prov.get("iterations", ""))
-    if it == "all":
-        return 0
-    if it.startswith("[0, "):
-        return int(it[4:-1])
-    return None
+    rng, total = prov.iteration_range, prov.total_iterations
+    if rng is None or rng[0] != 0:
+        return None
+    return 0 if total is not None and rng[1] >= total else rng[1]
 
 
 @cli.command(

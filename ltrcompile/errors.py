@@ -65,3 +65,7 @@ class FormatDetectionError(LtrCompileError, ValueError):
 
 class InputDataError(LtrCompileError, ValueError):
     """The feature matrix given to a scorer is unusable (wrong shape, names, dtype)."""
+
+
+class OptionError(LtrCompileError, ValueError):
+    """An option that is invalid, or does not apply to the given model (refused, never ignored)."""

@@ -19,8 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 from enum import IntEnum
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -68,59 +70,191 @@ SPARSE_ABSENT = ("missing", "zero")
 #: (HistGradientBoosting >= 1.4 matches raw categories exactly; anything else is unknown).
 CATEGORICAL_RULES = ("xgboost", "lightgbm", "sklearn")
 
-NODE_FIELDS = (
-    "feature",
-    "threshold",
-    "op",
-    "left",
-    "right",
-    "default_left",
-    "missing",
-    "categorical",
-    "cat_begin",
-    "cat_end",
-    "cat_left",
-    "leaf_id",
-)
-NODE_DTYPES: dict[str, Any] = {
-    "feature": np.int32,
-    "threshold": np.float64,
-    "op": np.uint8,
-    "left": np.int32,
-    "right": np.int32,
-    "default_left": np.uint8,
-    "missing": np.uint8,
-    "categorical": np.uint8,
-    "cat_begin": np.int32,
-    "cat_end": np.int32,
-    "cat_left": np.uint8,
-    "leaf_id": np.int32,
-}
+# ---------------------------------------------------------------------- provenance
+@dataclass(frozen=True)
+class Provenance:
+    """Where a model came from: recorded in the IR and the manifest, never part of the digest.
 
-
-@dataclass
-class TreeArrays:
-    """One tree with tree-local node indices, as a frontend builds it.
-
-    Node 0 is the root. Leaves have ``left == right == -1``. ``cat_sets`` maps a categorical node to
-    its sorted category codes; ``linear`` maps a leaf to ``(const, features, coeffs)`` for
-    LightGBM linear trees. ``leaf_id`` is the identifier the source library reports for the leaf
-    (XGBoost/sklearn: node id; LightGBM: leaf index); -1 on internal nodes.
+    ``iteration_range`` is the ``[begin, end)`` window of boosting rounds the IR keeps (None: the
+    format has no rounds); ``total_iterations`` how many rounds the source holds; ``best_iteration``
+    the early-stopping iteration as the library reports it and ``best_rounds`` the rounds it keeps
+    (XGBoost: ``best_iteration + 1``; LightGBM: ``best_iteration``); ``tree_selection`` which rule
+    chose the window (see :mod:`ltrcompile.pipeline`). Format-specific details go in ``extra``.
     """
 
-    feature: np.ndarray
-    threshold: np.ndarray
-    op: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
-    default_left: np.ndarray
-    missing: np.ndarray
-    categorical: np.ndarray
-    cat_left: np.ndarray
-    leaf_value: np.ndarray  # (n_nodes, leaf_dim) float64
-    leaf_id: np.ndarray
-    cat_sets: dict[int, np.ndarray] = field(default_factory=dict)
-    linear: dict[int, tuple[float, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    library: str | None = None
+    version: str | None = None
+    format: str | None = None
+    source_file: str | None = None
+    source: str | None = None
+    objective: str | None = None
+    iteration_range: tuple[int, int] | None = None
+    total_iterations: int | None = None
+    best_iteration: int | None = None
+    best_rounds: int | None = None
+    tree_selection: str | None = None
+    notes: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        rng = self.iteration_range
+        if rng is not None:
+            b, e = (int(x) for x in rng)
+            if not 0 <= b <= e:
+                raise IRValidationError(f"iteration_range {rng!r} is not a window [begin, end)", field="provenance")
+            object.__setattr__(self, "iteration_range", (b, e))
+        for name in ("total_iterations", "best_iteration", "best_rounds"):
+            v = getattr(self, name)
+            if v is not None:
+                object.__setattr__(self, name, int(v))
+        object.__setattr__(self, "notes", tuple(str(n) for n in self.notes))
+        object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | Provenance | None) -> Provenance:
+        """Typed fields by name, every other key into ``extra``."""
+        if isinstance(d, Provenance):
+            return d
+        d = dict(d or {})
+        extra = dict(d.pop("extra", None) or {})
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        extra.update({k: v for k, v in d.items() if k not in known})
+        if kw.get("iteration_range") is not None:
+            kw["iteration_range"] = tuple(kw["iteration_range"])
+        kw["notes"] = tuple(kw.get("notes") or ())
+        return cls(**kw, extra=extra)
+
+    def with_(self, **changes: Any) -> Provenance:
+        """A copy with typed fields replaced and other keys set in ``extra``."""
+        known = {f.name for f in fields(self)} - {"extra"}
+        extra = dict(changes.pop("extra", self.extra))
+        extra.update({k: v for k, v in changes.items() if k not in known})
+        return replace(self, **{k: v for k, v in changes.items() if k in known}, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat JSON object: typed fields that are set, then ``extra``'s keys."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            v = getattr(self, f.name)
+            if v is None or v == ():
+                continue
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        for k, v in self.extra.items():
+            out.setdefault(k, v)
+        return out
+
+    # read-only mapping view (``prov["objective"]``, ``prov.get("booster")``) over to_dict()
+    def __getitem__(self, key: str) -> Any:
+        d = self.to_dict()
+        if key not in d:
+            raise KeyError(key)
+        v = d[key]
+        return tuple(v) if key == "iteration_range" else v
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.to_dict()
+
+    def keys(self) -> list[str]:
+        return list(self.to_dict())
+
+
+#: The model fields that turn user input into the matrix the trees read
+#: (:func:`ltrcompile.inputs.as_float_matrix`, normalizers): the artifact manifest's ``input`` block
+#: and a compiled scorer's input spec are both this record.
+@dataclass(frozen=True)
+class InputSpec:
+    n_features: int
+    feature_names: list[str] | None = None
+    int_input_cast: str = "float64"
+    input_cast: str = "float64"
+    input_zero_band: float = 0.0
+    sparse_absent: str = "zero"
+    feature_categories: dict[int, list[Any]] | None = None
+    normalizers: list[dict[str, Any]] | None = None
+
+    @classmethod
+    def of(cls, ens: Any) -> InputSpec:
+        return cls(**{f.name: getattr(ens, f.name) for f in fields(cls)})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.feature_categories is not None:
+            d["feature_categories"] = {str(k): v for k, v in self.feature_categories.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> InputSpec:
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["n_features"] = int(kw["n_features"])
+        kw["input_zero_band"] = float(kw.get("input_zero_band", 0.0))
+        fc = kw.get("feature_categories")
+        if fc is not None:
+            kw["feature_categories"] = {int(k): v for k, v in fc.items()}
+        return cls(**kw)
+
+
+# ---------------------------------------------------------------------- the node schema (one table)
+@dataclass(frozen=True)
+class NodeField:
+    """One column of the node table.
+
+    ``fill``: the value of a fresh node (:meth:`TreeArrays.empty`). ``per_tree``: False for columns
+    :meth:`Ensemble.from_trees` derives itself (category ranges into the global category table).
+    ``index``: holds a tree-local node index that becomes global when trees are concatenated.
+    """
+
+    name: str
+    dtype: Any
+    fill: float
+    doc: str
+    per_tree: bool = True
+    index: bool = False
+
+
+#: Every node column: the tree arrays, ``from_trees``, JSON (de)serialization and validation are
+#: derived from this table (``leaf_value``, 2-D, is the one column kept apart).
+NODE_SCHEMA: tuple[NodeField, ...] = (
+    NodeField("feature", np.int32, -1, "split feature index (-1 on leaves)"),
+    NodeField("threshold", np.float64, 0.0, "numerical split threshold"),
+    NodeField("op", np.uint8, int(Op.LE), "comparison sending a row left (Op)"),
+    NodeField("left", np.int32, -1, "left child (-1 on leaves)", index=True),
+    NodeField("right", np.int32, -1, "right child (-1 on leaves)", index=True),
+    NodeField("default_left", np.uint8, 0, "missing values go left (1) or right (0)"),
+    NodeField("missing", np.uint8, int(Missing.NAN_DEFAULT), "missing-value policy (Missing)"),
+    NodeField("categorical", np.uint8, 0, "1: categorical split"),
+    NodeField("cat_begin", np.int32, 0, "first entry of the node's category set", per_tree=False),
+    NodeField("cat_end", np.int32, 0, "one past the last entry of the category set", per_tree=False),
+    NodeField("cat_left", np.uint8, 0, "1: the category set goes left, 0: it goes right"),
+    NodeField("leaf_id", np.int32, -1, "the source library's leaf identifier (-1 on internal nodes)"),
+)
+NODE_FIELDS = tuple(f.name for f in NODE_SCHEMA)
+NODE_DTYPES: dict[str, Any] = {f.name: f.dtype for f in NODE_SCHEMA}
+#: the columns a frontend fills per tree (:class:`TreeArrays`)
+TREE_FIELDS: tuple[NodeField, ...] = tuple(f for f in NODE_SCHEMA if f.per_tree)
+
+
+class _TreeArraysBase:
+    """Methods of :class:`TreeArrays` (whose node columns are generated from :data:`NODE_SCHEMA`)."""
+
+    leaf_value: np.ndarray
+    cat_sets: dict[int, np.ndarray]
+    linear: dict[int, tuple[float, np.ndarray, np.ndarray]]
+
+    def __post_init__(self) -> None:
+        n = int(np.shape(self.leaf_value)[0])
+        for f in TREE_FIELDS:
+            if getattr(self, f.name) is None:
+                setattr(self, f.name, np.full(n, f.fill, f.dtype))
 
     @classmethod
     def empty(
@@ -132,23 +266,14 @@ class TreeArrays:
         missing: Missing = Missing.NAN_DEFAULT,
     ) -> TreeArrays:
         """Default-filled arrays: every node a leaf of value 0 with the given operator/policy."""
-        return cls(
-            feature=np.full(n_nodes, -1, np.int32),
-            threshold=np.zeros(n_nodes, np.float64),
-            op=np.full(n_nodes, int(op), np.uint8),
-            left=np.full(n_nodes, -1, np.int32),
-            right=np.full(n_nodes, -1, np.int32),
-            default_left=np.zeros(n_nodes, np.uint8),
-            missing=np.full(n_nodes, int(missing), np.uint8),
-            categorical=np.zeros(n_nodes, np.uint8),
-            cat_left=np.zeros(n_nodes, np.uint8),
-            leaf_value=np.zeros((n_nodes, leaf_dim), np.float64),
-            leaf_id=np.full(n_nodes, -1, np.int32),
-        )
+        t = TreeArrays(leaf_value=np.zeros((n_nodes, leaf_dim), np.float64))
+        t.op[:] = int(op)
+        t.missing[:] = int(missing)
+        return t
 
     @property
     def n_nodes(self) -> int:
-        return int(self.feature.shape[0])
+        return int(np.shape(self.leaf_value)[0])
 
     def reachable_only(self) -> TreeArrays:
         """A copy without nodes unreachable from the root (e.g. XGBoost's deleted nodes).
@@ -156,6 +281,8 @@ class TreeArrays:
         Nodes keep their relative order; ``leaf_id`` is left untouched so leaf identifiers stay
         those of the source.
         """
+        left: np.ndarray = getattr(self, "left")  # noqa: B009 - generated column
+        right: np.ndarray = getattr(self, "right")  # noqa: B009
         n = self.n_nodes
         seen = np.zeros(n, bool)
         stack = [0]
@@ -164,38 +291,43 @@ class TreeArrays:
             if i < 0 or i >= n or seen[i]:
                 continue
             seen[i] = True
-            if self.left[i] >= 0:
-                stack.append(int(self.left[i]))
-                stack.append(int(self.right[i]))
+            if left[i] >= 0:
+                stack.append(int(left[i]))
+                stack.append(int(right[i]))
         if seen.all():
-            return self
+            return self  # type: ignore[return-value]
         keep = np.flatnonzero(seen)
         remap = np.full(n, -1, np.int64)
         remap[keep] = np.arange(keep.size)
-
-        def sub(a: np.ndarray) -> np.ndarray:
-            return a[keep].copy()
-
-        left = sub(self.left)
-        right = sub(self.right)
-        internal = left >= 0
-        left[internal] = remap[left[internal]]
-        right[internal] = remap[right[internal]]
+        cols = {f.name: getattr(self, f.name)[keep].copy() for f in TREE_FIELDS}
+        for f in TREE_FIELDS:
+            if f.index:
+                col = cols[f.name]
+                col[col >= 0] = remap[col[col >= 0]]
         return TreeArrays(
-            feature=sub(self.feature),
-            threshold=sub(self.threshold),
-            op=sub(self.op),
-            left=left,
-            right=right,
-            default_left=sub(self.default_left),
-            missing=sub(self.missing),
-            categorical=sub(self.categorical),
-            cat_left=sub(self.cat_left),
+            **cols,
             leaf_value=self.leaf_value[keep].copy(),
-            leaf_id=sub(self.leaf_id),
             cat_sets={int(remap[k]): v for k, v in self.cat_sets.items() if seen[k]},
             linear={int(remap[k]): v for k, v in self.linear.items() if seen[k]},
         )
+
+
+#: One tree with tree-local node indices, as a frontend builds it: one array per
+#: :data:`TREE_FIELDS` column (omitted columns get the table's fill value), plus ``leaf_value``
+#: ``(n_nodes, leaf_dim)`` float64, ``cat_sets`` (categorical node -> sorted category codes) and
+#: ``linear`` (leaf -> ``(const, features, coeffs)`` for LightGBM linear trees). Node 0 is the root;
+#: leaves have ``left == right == -1``; ``leaf_id`` is what the source library reports for the leaf.
+TreeArrays = make_dataclass(
+    "TreeArrays",
+    [("leaf_value", np.ndarray)]
+    + [(f.name, np.ndarray, field(default=None)) for f in TREE_FIELDS]
+    + [
+        ("cat_sets", dict, field(default_factory=dict)),
+        ("linear", dict, field(default_factory=dict)),
+    ],
+    bases=(_TreeArraysBase,),
+    namespace={"__module__": __name__, "__doc__": "One tree with tree-local node indices (see NODE_SCHEMA)."},
+)
 
 
 @dataclass(eq=False)
@@ -252,7 +384,10 @@ class Ensemble:
     leaf_linear_coeff: np.ndarray | None = None
     normalizers: list[dict[str, Any]] | None = None
     feature_categories: dict[int, list[Any]] | None = None
-    provenance: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=Provenance)
+
+    def __post_init__(self) -> None:
+        self.provenance = Provenance.from_dict(self.provenance)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -279,28 +414,15 @@ class Ensemble:
         n_nodes = int(offset[-1])
 
         cols: dict[str, np.ndarray] = {}
-        for name in (
-            "feature",
-            "threshold",
-            "op",
-            "left",
-            "right",
-            "default_left",
-            "missing",
-            "categorical",
-            "cat_left",
-            "leaf_id",
-        ):
-            parts = [np.asarray(getattr(t, name), NODE_DTYPES[name]) for t in trees]
-            cols[name] = (
-                np.concatenate(parts) if parts else np.zeros(0, NODE_DTYPES[name])
-            ).astype(NODE_DTYPES[name], copy=False)
+        for f in TREE_FIELDS:
+            parts = [np.asarray(getattr(t, f.name), f.dtype) for t in trees]
+            cols[f.name] = (np.concatenate(parts) if parts else np.zeros(0, f.dtype)).astype(f.dtype, copy=False)
         for i in range(len(trees)):
             lo, hi = int(offset[i]), int(offset[i + 1])
-            for side in ("left", "right"):
-                seg = cols[side][lo:hi]
-                mask = seg >= 0
-                seg[mask] += lo
+            for f in TREE_FIELDS:
+                if f.index:
+                    seg = cols[f.name][lo:hi]
+                    seg[seg >= 0] += lo
         for i, t in enumerate(trees):
             if t.leaf_value.ndim != 2 or t.leaf_value.shape[1] != leaf_dim:
                 raise IRValidationError(
@@ -445,11 +567,17 @@ class Ensemble:
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
         """Check every IR invariant; raise :class:`IRValidationError` naming tree/node/field."""
+        if not isinstance(self.provenance, Provenance):  # a plain mapping assigned after construction
+            self.provenance = Provenance.from_dict(self.provenance)
         n = self.n_nodes
         for name in NODE_FIELDS:
             arr = getattr(self, name)
             if not isinstance(arr, np.ndarray) or arr.shape != (n,):
                 raise IRValidationError(f"node field must be a 1-D array of length {n}", field=name)
+            if arr.dtype != NODE_DTYPES[name]:
+                raise IRValidationError(
+                    f"node field has dtype {arr.dtype}, expected {np.dtype(NODE_DTYPES[name])}", field=name
+                )
         if self.leaf_value.ndim != 2 or self.leaf_value.shape[0] != n or self.leaf_value.shape[1] < 1:
             raise IRValidationError("leaf_value must have shape (n_nodes, leaf_dim)", field="leaf_value")
         off = self.tree_offset
@@ -680,7 +808,7 @@ class Ensemble:
                 "feature_categories": None
                 if self.feature_categories is None
                 else {str(k): v for k, v in self.feature_categories.items()},
-                "provenance": self.provenance,
+                "provenance": Provenance.from_dict(self.provenance).to_dict(),
             },
             "trees": {
                 "offset": _enc(self.tree_offset),
@@ -775,7 +903,7 @@ class Ensemble:
                 linear_skip_missing=bool(m.get("linear_skip_missing", False)),
                 normalizers=m.get("normalizers"),
                 feature_categories=None if fc is None else {int(k): v for k, v in fc.items()},
-                provenance=dict(m.get("provenance") or {}),
+                provenance=Provenance.from_dict(m.get("provenance")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, IRValidationError):
@@ -802,8 +930,19 @@ class Ensemble:
             return cls.from_json(fh.read(), path=str(path))
 
     def digest(self) -> str:
-        """SHA-256 of the canonical JSON: the content address used for compiled artifacts."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()
+        """SHA-256 of what decides scores: the canonical JSON without the provenance.
+
+        The content address of compiled artifacts: the same trees read from a renamed copy, or from
+        the ``.ubj`` twin of a ``.json`` file, have the same digest (and hit the build cache).
+        """
+        d = self.to_dict()
+        del d["model"]["provenance"]
+        text = json.dumps(d, sort_keys=True, allow_nan=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def input_block(self) -> dict[str, Any]:
+        """The artifact manifest's ``input`` block (:class:`InputSpec` as JSON)."""
+        return InputSpec.of(self).to_dict()
 
     def summary(self) -> dict[str, Any]:
         """Counts a human wants to see: trees, leaves, depth, features used, transform."""
@@ -823,7 +962,7 @@ class Ensemble:
             "input_cast": self.input_cast,
             "linear_terms": int(self.linear_feature.size),
             "linear_leaves": self.has_linear_leaves,
-            "provenance": self.provenance,
+            "provenance": Provenance.from_dict(self.provenance).to_dict(),
         }
 
 

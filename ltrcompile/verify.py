@@ -20,15 +20,27 @@ data rows:
   Elasticsearch and dump formats have no native predictor in Python; the report says so.
 
 Values agree when ``|a - b| <= atol`` (NaN equals NaN, inf equals inf of the same sign); leaf ids
-must be identical. ``ok`` is True only when every comparison that ran agrees. Nothing here mutates
-anything: callers decide what a mismatch means (the CLI exits 1 and marks no artifact good).
+must be identical. The report's ``verdict`` is one of three, never a silent pass:
+
+* ``verified`` -- every applicable reference was compared and agrees: the interpreter, and the
+  source library whenever the format has one (RankLib, Elasticsearch, dumps and IR files have no
+  Python predictor: not applicable, said in a note);
+* ``incomplete`` -- nothing disagrees, but a reference that applies could not run (library not
+  installed, failed to load or predict, no source given, native comparison switched off); each is
+  listed in ``skipped`` with its reason;
+* ``mismatch`` -- a comparison that ran disagrees.
+
+The library is given its input the way it wants it: XGBoost a ``DMatrix`` with the booster's
+``feature_names``/``feature_types`` (categorical too), estimators fitted on a DataFrame a DataFrame
+with their ``feature_names_in_`` and pandas categoricals rebuilt from the codes.
+Nothing here mutates anything: callers decide what a verdict means (the CLI's exit codes,
+:mod:`ltrcompile.pipeline`).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +52,23 @@ from .edgecases import edge_rows
 from .inputs import model_matrix
 from .ir import Ensemble, Op
 
-__all__ = ["DEFAULT_ATOL", "Check", "NativeModel", "ParityReport", "native_model", "verify"]
+__all__ = [
+    "DEFAULT_ATOL",
+    "INCOMPLETE",
+    "MISMATCH",
+    "VERDICTS",
+    "VERIFIED",
+    "Check",
+    "NativeModel",
+    "ParityReport",
+    "native_model",
+    "verify",
+]
+
+VERIFIED = "verified"
+INCOMPLETE = "incomplete"
+MISMATCH = "mismatch"
+VERDICTS = (VERIFIED, INCOMPLETE, MISMATCH)
 
 DEFAULT_ATOL = 1e-6
 DEFAULT_MAX_ROWS = 20_000
@@ -50,7 +78,14 @@ MAX_TREES_PER_EXAMPLE = 3
 
 
 class NativeUnavailable(Exception):
-    """The source library cannot score this source; the message says why (shown to users)."""
+    """The source library cannot score this source; the message says why (shown to users).
+
+    Makes the verdict ``incomplete``: a reference that applies did not run."""
+
+
+class NoNativeLibrary(NativeUnavailable):
+    """The source format has no Python predictor at all (RankLib, Elasticsearch, dumps, IR files):
+    the native reference does not apply, so its absence does not make the verdict incomplete."""
 
 
 # ============================================================================ report
@@ -97,7 +132,9 @@ class Check:
 
 @dataclass
 class ParityReport:
-    """Result of :func:`verify`. ``ok`` is the verdict; everything else explains it."""
+    """Result of :func:`verify`. ``verdict`` is ``verified``/``incomplete``/``mismatch``; ``ok`` is
+    True when no comparison that ran disagrees (and one ran); ``skipped`` lists the references
+    that apply but did not run (why the verdict is incomplete); everything else explains it."""
 
     ok: bool
     atol: float
@@ -109,6 +146,14 @@ class ParityReport:
     notes: list[str] = field(default_factory=list)
     data_file: str | None = None
     seconds: float = 0.0
+
+    @property
+    def verdict(self) -> str:
+        if not self.ok and self.checks:
+            return MISMATCH
+        if self.skipped or not self.checks:
+            return INCOMPLETE
+        return VERIFIED
 
     @property
     def failures(self) -> list[Check]:
@@ -125,6 +170,7 @@ class ParityReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "verdict": self.verdict,
             "ok": self.ok,
             "atol": self.atol,
             "rows_checked": self.rows_checked,
@@ -141,7 +187,7 @@ class ParityReport:
         """A short human summary (several lines; first differing rows when not ok)."""
         src = f" + {self.data_rows} from {os.path.basename(self.data_file)}" if self.data_file else ""
         lines = [
-            f"parity {'OK' if self.ok else 'MISMATCH'} (atol {self.atol:g}) on "
+            f"parity {self.verdict.upper()} (atol {self.atol:g}) on "
             f"{self.rows_checked} rows ({self.edge_rows} edge rows{src})"
         ]
         for c in self.checks:
@@ -158,7 +204,7 @@ class ParityReport:
             if c.note:
                 lines.append(f"       {c.note}")
         for s in self.skipped:
-            lines.append(f"  skip {s}")
+            lines.append(f"  NOT RUN {s}")
         for n in self.notes:
             lines.append(f"  note {n}")
         if examples and not self.ok:
@@ -241,10 +287,9 @@ def _lib_version(mod: str) -> str:
 
 
 def _lightgbm_native(booster: Any, ens: Ensemble) -> NativeModel:
-    prov = ens.provenance
-    n_iter = prov.get("num_iteration")
-    start = int(prov.get("start_iteration") or 0)
-    if n_iter is not None and int(n_iter) <= 0:
+    rng = ens.provenance.iteration_range
+    start, n_iter = (0, None) if rng is None else (rng[0], rng[1] - rng[0])
+    if n_iter is not None and n_iter <= 0:
         raise NativeUnavailable("the IR keeps no iterations; LightGBM would read 0 as 'all'")
     kw: dict[str, Any] = {"num_iteration": n_iter, "start_iteration": start}
     return NativeModel(
@@ -255,24 +300,23 @@ def _lightgbm_native(booster: Any, ens: Ensemble) -> NativeModel:
     )
 
 
-_RANGE = re.compile(r"^\[(\d+), (\d+)\)$")
-
-
 def _xgboost_native(booster: Any, ens: Ensemble) -> NativeModel:
     import xgboost
 
     prov = ens.provenance
-    desc = str(prov.get("iterations", "all"))
-    m = _RANGE.match(desc)
-    rng = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-    if not m and desc != "all":
-        raise NativeUnavailable(f"cannot tell which iterations the IR holds ({desc!r})")
+    rng = prov.iteration_range or (0, 0)  # None: gblinear, which has no rounds
     dart = prov.get("booster") == "dart"
     try:
         booster.set_param({"nthread": 1})
     except Exception:  # noqa: BLE001 - a read-only booster still predicts
         pass
     f32max = float(np.finfo(np.float32).max)
+    # the booster's own feature names and types (a model trained from a DataFrame refuses a
+    # DMatrix without them; 'c' columns are categorical, their values the category codes)
+    types = booster.feature_types
+    described: dict[str, Any] = {"feature_names": booster.feature_names, "feature_types": types}
+    if types and "c" in types:
+        described["enable_categorical"] = True
 
     def dmatrix_rows(X: np.ndarray) -> np.ndarray:
         # DMatrix refuses +-inf and values that overflow float32; NaN is missing
@@ -284,7 +328,7 @@ def _xgboost_native(booster: Any, ens: Ensemble) -> NativeModel:
         ok = dmatrix_rows(X)
         out: np.ndarray | None = None
         if ok.any():
-            d = xgboost.DMatrix(X[ok], missing=np.nan, nthread=1)
+            d = xgboost.DMatrix(X[ok], missing=np.nan, nthread=1, **described)
             got = np.asarray(booster.predict(d, iteration_range=rng, **kw))
             out = np.zeros((X.shape[0],) + got.shape[1:], got.dtype)
             out[ok] = got
@@ -315,25 +359,30 @@ def _sklearn_native(est: Any, ens: Ensemble) -> NativeModel:
     values beyond float32; refused rows are left out of the comparison (and counted).
     """
     out_cols = int(np.asarray(ens.predict(np.zeros((1, ens.n_features)))).reshape(1, -1).shape[1])
+    to_input, representable = _sklearn_input(est, ens)
 
-    def tolerant(fn: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    def tolerant(fn: Callable[[Any], Any]) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
         def run(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             X = np.asarray(X, np.float64)
-            try:
-                return np.asarray(fn(X)), np.ones(X.shape[0], bool)
-            except ValueError:
-                pass
+            usable = representable(X)
+            if usable.all():
+                try:
+                    return np.asarray(fn(to_input(X))), np.ones(X.shape[0], bool)
+                except ValueError:
+                    pass
             with np.errstate(invalid="ignore", over="ignore"):
                 x32 = X.astype(np.float32)
             finite = np.isfinite(x32).all(axis=1)
             no_inf = ~np.isinf(x32).any(axis=1)  # NaN but no inf: some estimators accept NaN
             out: np.ndarray | None = None
             ok = np.zeros(X.shape[0], bool)
-            for mask in (finite, no_inf & ~finite):
+            tries = [usable & finite, usable & no_inf & ~finite]
+            for mask in tries if usable.all() else [usable, *tries]:
+                mask = mask & ~ok
                 if not mask.any():
                     continue
                 try:
-                    got = np.asarray(fn(X[mask]))
+                    got = np.asarray(fn(to_input(X[mask])))
                 except ValueError:
                     continue
                 if out is None:
@@ -370,6 +419,47 @@ def _sklearn_native(est: Any, ens: Ensemble) -> NativeModel:
     return NativeModel(name=name, raw=raw, output=output, leaf=leaf)
 
 
+def _sklearn_input(
+    est: Any, ens: Ensemble
+) -> tuple[Callable[[np.ndarray], Any], Callable[[np.ndarray], np.ndarray]]:
+    """``(to_input, representable)`` for an estimator: a DataFrame with its ``feature_names_in_``
+    (pandas categoricals rebuilt from the category codes, with the labels it was fitted on) when
+    it was fitted on one, else the matrix itself. ``representable`` marks rows the estimator's input
+    can express (a code that is no category of a pandas categorical cannot)."""
+    names = getattr(est, "feature_names_in_", None)
+    if names is None:
+        return (lambda X: X), (lambda X: np.ones(X.shape[0], bool))
+    import pandas as pd
+
+    cats = ens.feature_categories or {}
+    names = [str(n) for n in names]
+
+    def codes_ok(v: np.ndarray, k: int) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return np.isnan(v) | ((v == np.trunc(v)) & (v >= 0) & (v < k))
+
+    def representable(X: np.ndarray) -> np.ndarray:
+        ok = np.ones(X.shape[0], bool)
+        for j, labels in cats.items():
+            ok &= codes_ok(X[:, j], len(labels))
+        return ok
+
+    def to_input(X: np.ndarray) -> Any:
+        cols: dict[str, Any] = {}
+        for j, name in enumerate(names):
+            v = X[:, j]
+            if j in cats:
+                labels = cats[j]
+                valid = codes_ok(v, len(labels)) & ~np.isnan(v)
+                codes = np.where(valid, v, -1).astype(np.int64)  # -1: NaN (missing)
+                cols[name] = pd.Categorical.from_codes(codes, categories=list(labels))
+            else:
+                cols[name] = v
+        return pd.DataFrame(cols, columns=names)
+
+    return to_input, representable
+
+
 def _from_object(obj: Any, ens: Ensemble) -> NativeModel:
     top = type(obj).__module__.split(".")[0]
     mro = {c.__module__.split(".")[0] + "." + c.__name__ for c in type(obj).__mro__}
@@ -399,19 +489,19 @@ def _native_library(path: str, ens: Ensemble) -> str:
     elif fmt in ("xgboost-json", "xgboost-ubj"):
         lib = "xgboost"
     elif fmt in ("lightgbm-json", "xgboost-dump"):
-        raise NativeUnavailable(
+        raise NoNativeLibrary(
             f"{fmt.split('-')[0]} cannot load its own dump output ({fmt}); compared with the interpreter only"
         )
     elif fmt.startswith("ranklib"):
-        raise NativeUnavailable("RankLib is a Java program with no Python library; compared with the interpreter only")
+        raise NoNativeLibrary("RankLib is a Java program with no Python library; compared with the interpreter only")
     elif fmt.startswith(("es-", "elasticsearch", "o19s", "opensearch")):
-        raise NativeUnavailable("Elasticsearch models have no Python predictor; compared with the interpreter only")
+        raise NoNativeLibrary("Elasticsearch models have no Python predictor; compared with the interpreter only")
     elif fmt == "ltrcompile-ir":
-        raise NativeUnavailable("the source is an ltrcompile IR file: no library to compare with")
+        raise NoNativeLibrary("the source is an ltrcompile IR file: no library to compare with")
     elif "pickle" in fmt or "joblib" in fmt or "sklearn" in fmt:
         return "pickle"
     if lib is None:
-        raise NativeUnavailable(f"no native predictor for the {fmt or 'unknown'} format")
+        raise NoNativeLibrary(f"no native predictor for the {fmt or 'unknown'} format")
     if importlib.util.find_spec(lib) is None:
         raise NativeUnavailable(
             f"{lib} is not installed, so the model was not compared with its own library (pip install {lib})"
@@ -423,7 +513,7 @@ def native_model(source: Any, ens: Ensemble) -> NativeModel:
     """The source library's predictor for ``source`` (a model path or in-memory model), in this
     process. Raises :class:`NativeUnavailable` with a user-facing reason when there is none."""
     if isinstance(source, Ensemble):
-        raise NativeUnavailable("the source is an ltrcompile IR: no library to compare with")
+        raise NoNativeLibrary("the source is an ltrcompile IR: no library to compare with")
     if not isinstance(source, str | os.PathLike):
         return _from_object(source, ens)
     path = os.fspath(source)
@@ -487,6 +577,7 @@ def _worker_main(argv: list[str]) -> int:
         nat = native_model(meta["source"], ens)
     except NativeUnavailable as exc:
         info["unavailable"] = str(exc)
+        info["not_applicable"] = isinstance(exc, NoNativeLibrary)
     else:
         info.update(name=nat.name, note=nat.note, results={})
         for what, r in _native_predictions(nat, Xs).items():
@@ -539,7 +630,8 @@ def _isolated_predictions(path: str, ens: Ensemble, Xs: list[np.ndarray]) -> tup
         with open(out_json, encoding="utf-8") as fh:
             info = json.load(fh)
         if "unavailable" in info:
-            raise NativeUnavailable(info["unavailable"])
+            cls = NoNativeLibrary if info.get("not_applicable") else NativeUnavailable
+            raise cls(info["unavailable"])
         results: dict[str, Any] = {}
         with np.load(os.path.join(d, "out.npz")) as z:
             for what, r in info["results"].items():
@@ -806,6 +898,8 @@ def verify(
                 nat = native_model(source, ensemble)
                 nat_name, nat_note = nat.name, nat.note
                 results = _native_predictions(nat, [b.X for b in blocks])
+        except NoNativeLibrary as exc:
+            report.notes.append(f"native comparison does not apply: {exc}")
         except NativeUnavailable as exc:
             report.skipped.append(f"native comparison: {exc}")
         except ImportError as exc:
@@ -815,11 +909,15 @@ def verify(
                 report.notes.append(nat_note)
     elif native:
         report.skipped.append("native comparison: no source model given")
+    else:
+        report.skipped.append("native comparison: switched off (native=False / --no-native)")
     if nat_name is not None:
+        if results.get("raw") is None and results.get("output") is None:
+            report.skipped.append(f"{nat_name}: the library has neither a raw nor an output prediction")
         for what in ("raw", "output"):
             r = results.get(what)
             if r is None:
-                report.skipped.append(f"{nat_name} ({what}): the library has no such prediction")
+                report.notes.append(f"{nat_name} ({what}): the library has no such prediction")
                 continue
             if isinstance(r, str):
                 report.skipped.append(f"{nat_name} ({what}): failed to run: {r}"[:300])
@@ -848,7 +946,7 @@ def verify(
 
     report.ok = bool(report.checks) and all(c.ok for c in report.checks)
     if not report.checks:
-        report.notes.append("nothing was compared (no scorer and no native predictor)")
+        report.skipped.append("nothing was compared (no scorer and no native predictor)")
     if not report.ok:
         ctx.examples(report, ensemble, blocks)
     report.seconds = time.perf_counter() - t0

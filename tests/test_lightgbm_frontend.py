@@ -469,7 +469,8 @@ def test_early_stopping_best_iteration(tmp_path, rank):
     assert 0 < best < booster.current_iteration()
     full = lgb.Booster(model_str=booster.model_to_string(num_iteration=-1))  # reloaded, all trees
     ens = lgbf.from_object(booster)  # in memory: defaults to best_iteration like predict()
-    assert ens.provenance["best_iteration"] == best and ens.provenance["num_iteration"] == best
+    prov = ens.provenance
+    assert prov.best_iteration == best and prov.iteration_range == (0, best) and prov.tree_selection == "best_iteration"
     assert ens.n_trees == best
     assert_bit_equal(ens.predict(Xte), full.predict(Xte, num_iteration=best), "best_iteration")
     everything = lgbf.from_object(booster, num_iteration=-1)

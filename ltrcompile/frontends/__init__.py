@@ -19,7 +19,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from ..errors import FormatDetectionError, LtrCompileError, ModelFormatError
+from ..errors import FormatDetectionError, LtrCompileError, ModelFormatError, OptionError
 from ..ir import IR_FORMAT, Ensemble
 
 FRONTEND_MODULES = ("xgboost", "lightgbm", "sklearn", "ranklib", "elasticsearch")
@@ -80,15 +80,22 @@ def detect_format(path: str) -> str:
     return candidates[0]
 
 
-def load_model(source: Any, format: str = "auto", **options: Any) -> Ensemble:
+def load_model(source: Any, format: str = "auto", *, num_iteration: Any = None, **options: Any) -> Ensemble:
     """Load a model file or in-memory model into the IR.
 
     ``source`` is a path (str or os.PathLike) or an in-memory model object (xgboost Booster or
     XGBModel, lightgbm Booster or LGBMModel, fitted scikit-learn tree estimator, an Ensemble).
-    ``format`` names the source format when auto-detection is ambiguous; ``options`` go to the
-    frontend (e.g. ``num_iteration``, ``feature_names``, ``base_score``).
+    ``format`` names the source format when auto-detection is ambiguous. ``num_iteration``: which
+    boosting rounds to keep -- None: what the library's own predict does for this object (see
+    :mod:`ltrcompile.selection`), 0: all, N: the first N, ``"best"``: the early-stopping best
+    iteration; refused where the model has no rounds. Other ``options`` go to the frontend (e.g.
+    ``feature_names``, ``base_score``, ``iteration_range``).
     """
+    from ..selection import frontend_options
+
     if isinstance(source, Ensemble):
+        if num_iteration is not None or options:
+            raise OptionError("an Ensemble is already loaded: no loader options apply to it")
         return source
     if isinstance(source, str | os.PathLike):
         path = os.fspath(source)
@@ -100,17 +107,21 @@ def load_model(source: Any, format: str = "auto", **options: Any) -> Ensemble:
             raise FormatDetectionError(
                 f"unknown format {fmt!r}; known formats: {', '.join(sorted(table))}"
             )
+        options.update(frontend_options(fmt, num_iteration))
         try:
             ens = table[fmt](path, **options)
         except LtrCompileError:
             raise
         except (OSError, UnicodeDecodeError) as exc:
             raise ModelFormatError(f"cannot read as {fmt}: {exc}", path=path) from exc
-        ens.provenance.setdefault("format", fmt)
-        ens.provenance.setdefault("source_file", os.path.basename(path))
+        prov = ens.provenance
+        ens.provenance = prov.with_(
+            format=prov.format or fmt, source_file=prov.source_file or os.path.basename(path)
+        )
         return ens
     for mod in _modules():
         if mod.accepts(source):
+            options.update(frontend_options(None, num_iteration, obj=source))
             return mod.from_object(source, **options)
     raise FormatDetectionError(
         f"don't know how to load an object of type {type(source).__module__}.{type(source).__qualname__}"

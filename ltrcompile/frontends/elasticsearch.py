@@ -319,19 +319,18 @@ def from_ltr_document(doc: Any, *, path: str | None = None, **options: Any) -> E
             ens.validate()
     except IRValidationError as exc:
         raise ModelFormatError(exc.reason, path=path, tree=exc.tree, node=exc.node, field=exc.field) from None
-    ens.provenance.update(
-        {
-            "library": "elasticsearch-ltr-plugin",
-            "plugin_version_followed": PLUGIN_VERSION,
-            "model_type": mtype,
-        }
-    )
+    extra: dict[str, Any] = {
+        "library": "elasticsearch-ltr-plugin",
+        "plugin_version_followed": PLUGIN_VERSION,
+        "model_type": mtype,
+    }
     if isinstance(stored.get("name"), str):
-        ens.provenance["model_name"] = stored["name"]
+        extra["model_name"] = stored["name"]
     if set_name:
-        ens.provenance["feature_set"] = set_name
+        extra["feature_set"] = set_name
     if legacy:
-        ens.provenance["legacy_missing"] = True
+        extra["legacy_missing"] = True
+    ens.provenance = ens.provenance.with_(**extra)
     return ens
 
 
@@ -355,7 +354,10 @@ def _ranklib_model(defn: Any, names: list[str] | None, n_features: Any, src: _Sr
             ) from None
         raise
     ens.transform = "to_float32"  # RanklibRanker.score: (float) ranker.eval(point)
-    ens.provenance["ranklib_ranker"] = ens.provenance.pop("ranker", None)
+    prov = ens.provenance
+    ens.provenance = prov.with_(
+        ranklib_ranker=prov.get("ranker"), extra={k: v for k, v in prov.extra.items() if k != "ranker"}
+    )
     ens.validate()
     return ens
 

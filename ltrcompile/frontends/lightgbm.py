@@ -865,6 +865,7 @@ def _to_ensemble(
     category_features: list[int] | None = None,
     best_iteration: int | None = None,
     extra_provenance: dict[str, Any] | None = None,
+    tree_selection: str | None = None,
 ) -> Ensemble:
     K = raw.num_tree_per_iteration
     n_features = raw.max_feature_idx + 1
@@ -885,6 +886,9 @@ def _to_ensemble(
     n_iter = total - start
     if num_iteration is not None and num_iteration > 0:
         n_iter = min(num_iteration, n_iter)
+    if tree_selection is None:
+        explicit = start > 0 or (num_iteration is not None and 0 < num_iteration < total)
+        tree_selection = "iteration_range" if explicit else "all"
     transform, tparams, note = _transform(raw.objective, K, path)
     # every tree is checked, also those outside the chosen iterations: a corrupt file is an error
     all_trees = [_tree_arrays(tr, i, n_features, path) for i, tr in enumerate(raw.trees)]
@@ -922,10 +926,11 @@ def _to_ensemble(
         "library": "lightgbm",
         "model_version": raw.version,
         "objective": raw.objective,
-        "num_iteration": n_iter,
-        "start_iteration": start,
+        "iteration_range": (start, start + n_iter),
         "total_iterations": total,
         "best_iteration": best_iteration if best_iteration and best_iteration > 0 else None,
+        "best_rounds": best_iteration if best_iteration and best_iteration > 0 else None,
+        "tree_selection": tree_selection,
     }
     if raw.parameters.get("boosting"):
         provenance["boosting"] = raw.parameters["boosting"]
@@ -1058,12 +1063,19 @@ def from_object(obj: Any, **options: Any) -> Ensemble:
     best = int(getattr(booster, "best_iteration", -1) or -1)
     opts = dict(options)
     if opts.get("num_iteration") is None:
-        opts["num_iteration"] = best if best > 0 and opts.get("start_iteration", 0) <= 0 else -1
+        use_best = best > 0 and opts.get("start_iteration", 0) <= 0
+        opts["num_iteration"] = best if use_best else -1
+        if use_best:
+            opts["tree_selection"] = "best_iteration"
     text = booster.model_to_string(num_iteration=-1)
     return parse_text(
         text,
         None,
         best_iteration=best,
-        extra_provenance={"lightgbm_version": lightgbm.__version__, "source": kind},
+        extra_provenance={
+            "lightgbm_version": lightgbm.__version__,
+            "source": kind,
+            "format": "lightgbm-sklearn" if kind == "LGBMModel" else "lightgbm-booster",
+        },
         **opts,
     )

@@ -629,7 +629,7 @@ def loads(text: str, *, path: str | None = None, **options: Any) -> Ensemble:
             raise
         raise src.err(f"malformed RankLib model: {exc}") from None
     if bom:
-        ens.provenance["utf8_bom_stripped"] = True
+        ens.provenance = ens.provenance.with_(utf8_bom_stripped=True)
     return ens
 
 

@@ -905,7 +905,7 @@ def from_object(obj: Any, **options: Any) -> Ensemble:
         raise
     except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
         raise ModelFormatError(f"cannot read {type(obj).__name__}: {exc!r}") from exc
-    ens.provenance["source"] = f"in-memory {type(obj).__module__}.{type(obj).__qualname__}"
+    ens.provenance = ens.provenance.with_(source=f"in-memory {type(obj).__module__}.{type(obj).__qualname__}")
     return ens
 
 
@@ -966,7 +966,7 @@ def load_pickle(path: str | os.PathLike[str], **options: Any) -> Ensemble:
     if fitted is not None:
         import sklearn
 
-        ens.provenance["loaded_with"] = sklearn.__version__
+        ens.provenance = ens.provenance.with_(loaded_with=sklearn.__version__)
     return ens
 
 

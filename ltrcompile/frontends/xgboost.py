@@ -950,17 +950,23 @@ def _iteration_range_option(options: dict[str, Any]) -> tuple[int, int] | None:
     return (int(b), int(e))
 
 
-def _iteration_slice(p: _Parsed, options: dict[str, Any], default_best: bool) -> tuple[int, int, str]:
-    """Resolve the iteration options -> (first tree, end tree, description), as XGBoost does."""
+def _iteration_slice(
+    p: _Parsed, options: dict[str, Any], default_best: bool
+) -> tuple[int, int, tuple[int, int] | None, str]:
+    """Resolve the iteration options -> (first tree, end tree, rounds kept, rule), as XGBoost does.
+
+    ``rule``: ``all``, ``best_iteration`` or ``iteration_range`` (what chose the window)."""
     n = len(p.trees)
     rng = _iteration_range_option(options)
     use_best = options.get("best_iteration")
     if use_best is None and rng is None:
         use_best = default_best and p.best_iteration is not None and p.booster != "gblinear"
+    rule = "iteration_range" if rng is not None else "all"
     if use_best:
         if p.best_iteration is None:
             raise ValueError("best_iteration=True but the model has no best_iteration attribute")
         rng = (0, p.best_iteration + 1)
+        rule = "best_iteration"
     if p.booster == "gblinear":
         # gblinear checks only that the range starts at 0 and ignores its end
         if rng is not None and rng[0] != 0:
@@ -969,9 +975,10 @@ def _iteration_slice(p: _Parsed, options: dict[str, Any], default_best: bool) ->
                 "not support prediction range')",
                 field="iteration_range",
             )
-        return 0, 0, "all (gblinear ignores iteration limits)"
+        return 0, 0, None, "all"
+    layers_all = None if p.indptr is None else p.indptr.size - 1
     if rng is None or rng == (0, 0):
-        return 0, n, "all"
+        return 0, n, None if layers_all is None else (0, layers_all), "all"
     if p.indptr is None:
         raise UnsupportedModelError(
             "cannot slice iterations: the number of trees per round is unknown",
@@ -983,14 +990,14 @@ def _iteration_slice(p: _Parsed, options: dict[str, Any], default_best: bool) ->
         e = layers
     if not b <= e <= layers:
         raise ValueError(f"iteration_range ({b}, {e}) is outside the model's {layers} iterations")
-    return int(p.indptr[b]), int(p.indptr[e]), f"[{b}, {e})"
+    return int(p.indptr[b]), int(p.indptr[e]), (int(b), int(e)), rule
 
 
 def build_ensemble(
     p: _Parsed, options: dict[str, Any], src: _Src, *, fmt: str, default_best: bool = False
 ) -> Ensemble:
     """:class:`_Parsed` + loader options -> validated :class:`Ensemble`."""
-    lo, hi, described = _iteration_slice(p, options, default_best)
+    lo, hi, rounds, rule = _iteration_slice(p, options, default_best)
     names = options.get("feature_names")
     if names is not None:
         names = [str(x) for x in names]
@@ -1005,9 +1012,12 @@ def build_ensemble(
         "objective": p.objective,
         "booster": p.booster,
         "best_iteration": p.best_iteration,
+        "best_rounds": None if p.best_iteration is None else p.best_iteration + 1,
         "num_trees": len(p.trees),
         "trees_used": hi - lo,
-        "iterations": described,
+        "iteration_range": rounds,
+        "total_iterations": None if p.indptr is None else p.indptr.size - 1,
+        "tree_selection": rule,
         "format": fmt,
         "base_score": p.extra.get("base_score"),
         "num_parallel_tree": p.extra.get("num_parallel_tree", 1),
@@ -1217,7 +1227,7 @@ def from_object(obj: Any, **options: Any) -> Ensemble:
     doc = _decode_json(bytes(booster.save_raw("json")), src)
     parsed = _guard(lambda: parse_document(doc, src), src)
     ens = build_ensemble(parsed, options, src, fmt=kind, default_best=default_best)
-    ens.provenance["source"] = f"in-memory {type(obj).__module__}.{type(obj).__qualname__}"
+    ens.provenance = ens.provenance.with_(source=f"in-memory {type(obj).__module__}.{type(obj).__qualname__}")
     return ens
 
 

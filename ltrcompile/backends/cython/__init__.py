@@ -8,7 +8,6 @@ content-addressed and cached; see ``docs/backend.md``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import shutil
@@ -139,7 +138,7 @@ def compile(  # noqa: A001 - the public name the package exports
     tune = tuning or Tuning()
     tc = toolchain()
     ir_json = ens.to_json()
-    ir_digest = hashlib.sha256(ir_json.encode()).hexdigest()
+    ir_digest = ens.digest()  # what decides scores, not where the model came from
     fingerprint = generator_fingerprint()
     module = module_name(ir_digest, strat, tune.to_dict(), tc.to_dict(), fingerprint)
     default_target = cache_root() / module
@@ -239,7 +238,7 @@ def _manifest(
         "platform_tag": py["platform"],
         "host": {"system": platform.system(), "release": platform.release()},
         "versions": _versions(),
-        "provenance": ens.provenance,
+        "provenance": ens.provenance.to_dict(),
         "feature_names": ens.feature_names,
         "n_features": ens.n_features,
         "n_outputs": ens.n_outputs,
@@ -248,18 +247,7 @@ def _manifest(
         "n_nodes": ens.n_nodes,
         "transform": ens.transform,
         "transform_params": ens.transform_params,
-        "input": {
-            "n_features": ens.n_features,
-            "feature_names": ens.feature_names,
-            "int_input_cast": ens.int_input_cast,
-            "input_cast": ens.input_cast,
-            "input_zero_band": ens.input_zero_band,
-            "sparse_absent": ens.sparse_absent,
-            "feature_categories": None
-            if ens.feature_categories is None
-            else {str(k): v for k, v in ens.feature_categories.items()},
-            "normalizers": ens.normalizers,
-        },
+        "input": ens.input_block(),
         "sources": sorted(src.files) + sorted(src.binaries) + ["ltrc_wrapper.pyx", "ltrc_wrapper.c"],
         "build_seconds": {"codegen": round(codegen_s, 3), **{k: round(v, 3) for k, v in times.items()}, "all": round(total_s, 3)},
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -23,6 +23,7 @@ import numpy as np
 
 from ...errors import InputDataError
 from ...inputs import _sparse_rows_as_stored, apply_normalizers, as_float_matrix
+from ...ir import InputSpec
 from .artifact import (
     IR_FILE,
     MANIFEST,
@@ -35,20 +36,6 @@ from .artifact import (
 
 _MODULES: dict[str, ModuleType] = {}
 _MODULES_LOCK = threading.Lock()
-
-
-class _InputSpec:
-    """The model fields :func:`as_float_matrix` reads, from the manifest (no IR parsing)."""
-
-    def __init__(self, d: dict[str, Any]) -> None:
-        self.n_features = int(d["n_features"])
-        self.feature_names = d.get("feature_names")
-        self.int_input_cast = d.get("int_input_cast", "float64")
-        self.sparse_absent = d.get("sparse_absent", "zero")
-        fc = d.get("feature_categories")
-        self.feature_categories = None if fc is None else {int(k): v for k, v in fc.items()}
-        self.normalizers = d.get("normalizers")
-        self.input_zero_band = float(d.get("input_zero_band", 0.0))
 
 
 def import_extension(module: str, so_path: Path) -> ModuleType:
@@ -97,7 +84,7 @@ class CompiledScorer:
         self._mod = module
         self.manifest = manifest
         self.path = Path(path)
-        self._spec = _InputSpec(manifest["input"])
+        self._spec = InputSpec.from_dict(manifest["input"])  # no IR parsing
         self.n_features: int = int(manifest["n_features"])
         self.n_outputs: int = int(manifest["n_outputs"])
         self.n_trees: int = int(manifest["n_trees"])
