@@ -269,3 +269,73 @@ def test_malformed_layout(tmp_path):
         with pytest.raises(ModelFormatError, match=match) as ei:
             _load_text(tmp_path, text)
         assert "net.txt" in str(ei.value), match
+
+
+# --------------------------------------------------------------------------- export and ES o19s
+@pytest.mark.parametrize("name", NETWORKS)
+def test_export_ranklib_round_trip(name, tmp_path, letor):
+    from ltrcompile.exporters import export_model
+
+    X, _ = letor
+    ens = load_model(DATA / f"{name}.model.txt", n_features=300)
+    text = export_model(ens, to="ranklib")
+    assert text.splitlines()[0] == {"ranknet": "## RankNet", "listnet": "## ListNet"}[name]
+    p = tmp_path / f"{name}.txt"
+    p.write_text(text)
+    back = load_model(p, n_features=300)
+    assert back.network.shape == ens.network.shape
+    for a, b in zip(back.network.layers, ens.network.layers, strict=True):
+        assert np.array_equal(a.weights, b.weights) and np.array_equal(a.bias, b.bias)
+    assert_bit_equal(back.predict(X), ens.predict(X), f"{name} reloaded")
+    assert_ranklib_parity(back.predict(X), name, f"{name} reloaded vs RankLib")
+    # the lines RankLib's loader reads are the original file's, weight for weight
+    orig = [ln for ln in (DATA / f"{name}.model.txt").read_text().splitlines() if ln and not ln.startswith("##")]
+    ours = [ln for ln in text.splitlines() if ln and not ln.startswith("##")]
+    assert len(orig) == len(ours)
+    for a, b in zip(orig, ours, strict=True):
+        assert [float(t) for t in a.split(" ")] == [float(t) for t in b.split(" ")]
+
+
+def test_export_refusals():
+    from ltrcompile.errors import UnsupportedModelError
+    from ltrcompile.exporters import export_model
+
+    ens = load_model(DATA / "ranknet.model.txt")
+    with pytest.raises(UnsupportedModelError, match="neural network"):
+        export_model(ens, to="es")
+    with pytest.raises(UnsupportedModelError, match="neural network as model/linear"):
+        export_model(ens, to="o19s", model_type="model/linear", exact=False)
+    with pytest.raises(UnsupportedModelError, match="not 'lambdamart'"):
+        export_model(ens, to="ranklib", ranker="lambdamart")
+    ens.network.layers[1].activation = "identity"
+    with pytest.raises(UnsupportedModelError, match="sigmoid"):
+        export_model(ens, to="ranklib")
+
+
+def test_o19s_model_ranklib_with_networks(letor):
+    """The plugin runs RankLib's eval, then (float): model/ranklib definitions holding networks."""
+    from ltrcompile.exporters import export_model
+
+    X, _ = letor
+    names = [f"f{i}" for i in range(300)]
+    for name in NETWORKS:
+        text = (DATA / f"{name}.model.txt").read_text()
+        doc = {"model": {"name": name, "model": {"type": "model/ranklib", "definition": text}}}
+        ens = load_model(doc, format="es-ltr", feature_set=names)
+        assert ens.network is not None and ens.transform == "to_float32"
+        want = ranklib_scores(name).astype(np.float32).astype(np.float64)
+        got = ens.predict(X)
+        assert np.abs(got - want).max() <= np.spacing(np.float32(1.0)), name
+        if name == "ranknet":
+            assert_bit_equal(got, want, "ranknet (float)")
+        # written back as a _createmodel body and read again: same scores
+        body = export_model(ens, to="o19s", name=name)
+        assert body["model"]["model"]["type"] == "model/ranklib"
+        back = load_model(body, format="es-ltr", feature_set=names)
+        assert_bit_equal(back.predict(X), got, f"{name} o19s round trip")
+        # feature normalizers compose: applied to the float feature before the network
+        doc["model"]["model"]["feature_normalizers"] = {"f0": {"standard": {"mean": 0.5, "standard_deviation": 2.0}}}
+        normed = load_model(doc, format="es-ltr", feature_set=names)
+        Xn = X.copy()
+        Xn[:, 0] = ((X[:, 0].astype(np.float32) - np.float32(0.5)) / np.float32(2.0)).astype(np.float64)
+        assert_bit_equal(normed.predict(X), ens.predict(Xn), f"{name} normalized")
