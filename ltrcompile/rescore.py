@@ -46,7 +46,8 @@ SCORE_MODES = ("total", "multiply", "avg", "max", "min")
 DEFAULT_WINDOW = 10
 MAX_WINDOW = 10_000
 #: Names safe as file names and URL path segments.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: Matched with ``fullmatch`` (``$`` would let a trailing newline through).
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _FEATURE_KEYS = {"name", "default", "params", "template", "template_language"}
 _NUMBER_TYPES = (int, float)
 _F32 = np.float32
@@ -58,7 +59,7 @@ class RescoreInputError(InputDataError):
 
 def check_name(kind: str, name: Any) -> str:
     """``name`` if it is a safe identifier (letters, digits, ``._-``; max 128), else raise."""
-    if not isinstance(name, str) or not NAME_RE.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name in (".", ".."):
         raise RescoreInputError(
             f"invalid {kind} name {name!r}: use 1-128 characters from [A-Za-z0-9._-], "
             "starting with a letter or digit"

@@ -78,6 +78,25 @@ def _reject_constant(token: str) -> Any:
     raise ApiError(400, f"invalid JSON: {token} is not a JSON number")
 
 
+#: Integers with more digits than this are read as floats, as orjson does (a 64-bit integer has
+#: at most 20 digits); beyond the float64 range they are refused, never turned into a Python int
+#: that later overflows (or that the int-to-string digit limit refuses: a 500 before this).
+_MAX_INT_DIGITS = 20
+
+
+def _parse_int(token: str) -> int | float:
+    if len(token) - token.startswith("-") <= _MAX_INT_DIGITS:
+        return int(token)
+    value = float(token)
+    if math.isinf(value):
+        raise ApiError(
+            400,
+            f"invalid JSON: an integer of {len(token.lstrip('-'))} digits is outside the "
+            "float64 range",
+        )
+    return value
+
+
 def loads(body: bytes) -> Any:
     """Strict JSON: no NaN/Infinity tokens (orjson when installed; stdlib for error messages)."""
     if not body.strip():
@@ -88,11 +107,13 @@ def loads(body: bytes) -> Any:
         except orjson.JSONDecodeError:
             pass  # the stdlib parser below names the problem (or reads 1e999 as inf, flagged later)
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        return json.loads(body, parse_constant=_reject_constant, parse_int=_parse_int)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, f"invalid JSON: {exc}") from None
     except RecursionError:
         raise ApiError(400, "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # anything else the decoder refuses is still the request's fault
+        raise ApiError(400, f"invalid JSON: {exc}") from None
 
 
 def dumps(obj: Any) -> bytes:
