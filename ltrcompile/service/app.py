@@ -35,10 +35,10 @@ from ..rescore import (
     MAX_WINDOW,
     FeatureSet,
     RescoreInputError,
-    RescoreParams,
     check_name,
     es_response_body,
     native_response_hits,
+    parse_params,
 )
 from .openapi import docs_html, openapi_spec
 from .registry import Registry
@@ -55,7 +55,15 @@ DEFAULT_MAX_BODY = 32 << 20  # rescore / score / feature-set requests
 DEFAULT_MAX_UPLOAD = 128 << 20  # model definitions
 DEFAULT_MAX_HITS = 10_000
 UPLOAD_WAIT_S = 900.0
-_RESCORE_PARAMS = ("window_size", "query_weight", "rescore_query_weight", "score_mode")
+_RESCORE_PARAMS = (
+    "window_size",
+    "query_weight",
+    "rescore_query_weight",
+    "score_mode",
+    "rescorer",
+    "from",
+    "size",
+)
 
 
 class ApiError(Exception):
@@ -473,14 +481,7 @@ class Service:
         model = lv.model
         self.metrics.scoring.labels(model, "rescore").observe(t_score - t_parse)
         self.metrics.hits.labels(model).inc(int(res.rescored.sum()))
-        info = {
-            "model": model,
-            "version": lv.version,
-            "window_size": params.window_size,
-            "query_weight": params.query_weight,
-            "rescore_query_weight": params.rescore_query_weight,
-            "score_mode": params.score_mode,
-        }
+        info = {"model": model, "version": lv.version, **_params_view(params, lv.rescorer)}
         if es_form:
             out = es_response_body(body, parsed, res, numpy_scalars=orjson is not None)
             out["_rescore"] = info
@@ -506,7 +507,7 @@ class Service:
             },
         )
 
-    def _rescore_params(self, request: Request, body: dict[str, Any]) -> RescoreParams:
+    def _rescore_params(self, request: Request, body: dict[str, Any]) -> Any:
         q = request.query_params
         merged: dict[str, Any] = {}
         for key in _RESCORE_PARAMS:
@@ -521,7 +522,7 @@ class Service:
             raise ApiError(
                 400, "pass rescore parameters in the query string for an ES response body"
             )
-        return RescoreParams.parse(merged, self.max_window)
+        return parse_params(merged, self.max_window)
 
     def _check_hits(self, n: int) -> None:
         if n > self.max_hits:
@@ -578,6 +579,25 @@ class Service:
                 "X-Model-Version": str(lv.version),
             },
         )
+
+
+def _params_view(params: Any, rescorer: Any) -> dict[str, Any]:
+    """The rescore parameters echoed in a response (per rescorer)."""
+    if getattr(params, "rescorer", "query") == "learning_to_rank":
+        return {
+            "rescorer": "learning_to_rank",
+            "window_size": params.window_size,
+            "from": None if params.from_ < 0 else params.from_,
+            "size": None if params.size < 0 else params.size,
+            "score_shift": rescorer.ltr_shift,
+        }
+    return {
+        "rescorer": "query",
+        "window_size": params.window_size,
+        "query_weight": params.query_weight,
+        "rescore_query_weight": params.rescore_query_weight,
+        "score_mode": params.score_mode,
+    }
 
 
 def _timing(**parts: float) -> str:

@@ -30,7 +30,7 @@ from .store import ModelStore, StoreError, crash_point
 log = logging.getLogger("ltrcompile.service")
 
 #: Formats whose files can execute code when loaded (pickle/joblib): never accepted over HTTP.
-_CODE_FORMAT = re.compile(r"pickle|joblib|cloudpickle|compiled|native", re.I)
+_CODE_FORMAT = re.compile(r"pickle|joblib|cloudpickle|compiled|(?<!es-)native", re.I)
 #: File signatures of executables, pickles and archives: refused before any parsing.
 _BINARY_MAGIC = (
     (b"\x7fELF", "an ELF binary"),
@@ -228,7 +228,9 @@ class Registry:
                 verify_scorer(ens, scorer, str(vdir / meta["source_file"]))
             fs = FeatureSet.from_dict(meta["featureset"])
             cols = None if meta.get("columns") is None else np.asarray(meta["columns"], np.intp)
-            lv = LoadedVersion(name, version, meta, Rescorer(scorer, fs, columns=cols))
+            lv = LoadedVersion(
+                name, version, meta, Rescorer(scorer, fs, columns=cols, ensemble=ens)
+            )
             self._loaded[key] = lv
             return lv
 
@@ -436,7 +438,8 @@ class Registry:
 
         write_json_atomic(staging / "meta.json", meta)
         self.store.commit_version(job.model, job.version, staging)
-        lv = LoadedVersion(job.model, job.version, meta, Rescorer(scorer, fs, columns=cols))
+        rescorer = Rescorer(scorer, fs, columns=cols, ensemble=ens)
+        lv = LoadedVersion(job.model, job.version, meta, rescorer)
         with self._lock:
             self._loaded[(job.model, job.version)] = lv
         if job.activate:
