@@ -69,6 +69,10 @@ def choose_strategy(ens: Ensemble, strategy: str) -> str:
     couple of seconds whatever the model size. Straight-line code wins where the data-driven
     strategy falls back to its branching generic walk (categorical-heavy models).
     """
+    if ens.network is not None:
+        from ...errors import UnsupportedModelError
+
+        raise UnsupportedModelError("the Cython backend does not compile dense networks yet", field="network")
     if strategy == "auto":
         internal = ens.left >= 0
         n_internal = int(np.count_nonzero(internal))
