@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import assert_bit_equal
-from cython_zoo import ZOO, TRANSFORM_MODELS, ensemble, models, rows_for, transform_model
+from cython_zoo import TRANSFORM_MODELS, ZOO, ensemble, models, rows_for, transform_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
