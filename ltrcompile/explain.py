@@ -39,6 +39,8 @@ class CoverMissingError(UnsupportedModelError):
 def check_explainable(ens: Ensemble) -> None:
     """Refuse (typed, at the start) what path-dependent TreeSHAP cannot explain exactly."""
     src = ens.provenance.get("format") or ens.provenance.get("source") or "this model's format"
+    if getattr(ens, "network", None) is not None:
+        raise UnsupportedModelError("TreeSHAP explains tree ensembles; this model is a network", field="network")
     if ens.cover is None:
         raise CoverMissingError(
             f"{src} carries no node covers (training weight per node), which path-dependent "
