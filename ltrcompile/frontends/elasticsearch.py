@@ -39,8 +39,9 @@ with ``Double.compare``; nodes are addressed by their position in ``tree_structu
 ``weighted_sum`` (also an ensemble without ``aggregate_output``: ``Ensemble.Builder`` starts from
 ``new WeightedSum()``, weights 1) adds ``leaf * weight`` with Java's Kahan-compensated ``DoubleStream.sum()`` (IR
 ``float64_kahan``); ``exponent`` is ``exp`` of the plain double sum. Classification models,
-preprocessors and nested ensembles are rejected. Not reproduced: the LTR rescorer's bounded-window
-shift of recent Elasticsearch versions (a constant per model) and its final ``(float)`` cast.
+preprocessors and nested ensembles are rejected. The LTR rescorer's bounded-window shift (a constant
+per model) and its final ``(float)`` cast belong to the rescorer, not to the model: see
+:mod:`ltrcompile.ltr_rescore` (``rescorer=learning_to_rank``).
 """
 
 from __future__ import annotations
