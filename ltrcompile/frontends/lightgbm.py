@@ -268,7 +268,8 @@ class _TextReader:
         else:
             sizes = None
 
-        trees, i = self.read_trees(i)
+        # LightGBM 2.0.x wrote neither ``version`` nor ``tree_sizes`` nor ``end of trees``
+        trees, i = self.read_trees(i, needs_end="tree_sizes" in header or "version" in header)
         if sizes is not None and len(sizes) != len(trees):
             raise self.fail(
                 f"tree_sizes lists {len(sizes)} trees but the file holds {len(trees)}", field="tree_sizes"
@@ -301,19 +302,27 @@ class _TextReader:
         return v
 
     # ---------------------------------------------------------------- trees
-    def read_trees(self, i: int) -> tuple[list[_RawTree], int]:
+    def read_trees(self, i: int, needs_end: bool) -> tuple[list[_RawTree], int]:
+        """The ``Tree=`` blocks from line ``i``. Files with ``version`` or ``tree_sizes`` (every
+        writer since 2.1) end the list with ``end of trees``, so a truncated file is caught; without
+        them (LightGBM 2.0.x, which wrote no ``end of trees``) the list ends, as in LightGBM's loader, at the end of the file or at the
+        first non-empty line that is not ``Tree=`` (2.0.x writes ``feature importances:`` there)."""
         lines = self.lines
         trees: list[_RawTree] = []
         while True:
             while i < len(lines) and not lines[i]:
                 i += 1
             if i >= len(lines):
+                if not needs_end:
+                    return trees, i
                 raise self.fail(
                     f"file ends after {len(trees)} trees without 'end of trees' (truncated?)"
                 )
             line = lines[i]
             if line == "end of trees":
                 return trees, i + 1
+            if not needs_end and not line.startswith("Tree="):
+                return trees, i
             if not line.startswith("Tree="):
                 raise self.fail(f"line {i + 1}: expected 'Tree=' or 'end of trees', found {line[:60]!r}")
             t = len(trees)
@@ -631,7 +640,7 @@ def _dump_tree(entry: Any, t: int, path: str | None) -> _RawTree:
                 absent = "missing_type" if "missing_type" not in node else "default_left"
                 raise fail("split has no " + absent, node=i, field=absent)
             mt = node["missing_type"]
-            if mt not in _MISSING_NAMES:
+            if not isinstance(mt, str) or mt not in _MISSING_NAMES:
                 raise fail(f"unknown missing_type {mt!r}", node=i, field="missing_type")
             dl = node["default_left"]
             if not isinstance(dl, bool):

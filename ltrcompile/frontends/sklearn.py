@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import limits
 from ..errors import IRValidationError, LtrCompileError, ModelFormatError, UnsupportedModelError
 from ..ir import Ensemble, Missing, Op, TreeArrays
 
@@ -551,6 +552,7 @@ def from_arrays(d: Any, *, path: str | None = None) -> Ensemble:
         n_features = _scalar(d, "n_features", int, path)
         if n_features < 1:
             raise ModelFormatError("n_features must be >= 1", path=path, field="n_features")
+        limits.check_features(n_features, _payload_bytes(d), path=path)
         feature_names = None
         if "feature_names" in d:
             fn = np.asarray(d["feature_names"])
@@ -579,6 +581,11 @@ def from_arrays(d: Any, *, path: str | None = None) -> Ensemble:
     except IRValidationError as exc:
         raise ModelFormatError(exc.reason, path=path, tree=exc.tree, node=exc.node, field=exc.field) from exc
     return ens
+
+
+def _payload_bytes(d: dict[str, Any]) -> int:
+    """Bytes of model data in a :func:`describe` dict: what the size limits scale with."""
+    return sum(v.nbytes if isinstance(v, np.ndarray) else len(str(v)) for v in d.values())
 
 
 def _jsonable(a: np.ndarray) -> list[Any]:
