@@ -104,6 +104,20 @@ def test_random_networks_compiled_equal_interpreter(seed):
         assert_bit_equal(np.array(got_one).reshape(want[:5].shape), want[:5], f"seed {seed} one")
 
 
+def test_edge_rows_for_networks(X):
+    """verify's edge rows reach every network input with NaN, +-0, tiny, huge and infinite values."""
+    from ltrcompile.edgecases import SPECIAL_VALUES, edge_rows
+
+    ens = load_model(DATA / "ranknet.model.txt", n_features=300)
+    E = edge_rows(ens, X[:50], max_rows=2000)
+    assert E.shape[0] > 100
+    # rows are sampled to the budget: most inputs (not necessarily all) see NaN and infinities
+    assert np.isnan(E).any(axis=0).sum() > 250 and np.isinf(E).any(axis=0).sum() > 250
+    assert set(SPECIAL_VALUES[np.isfinite(SPECIAL_VALUES)].tolist()) <= set(E.ravel().tolist())
+    sc = compile_model(ens, progress=False)
+    assert_bit_equal(sc.predict(E), ens.predict(E), "edge rows")
+
+
 def test_network_strategy_option():
     ens = load_model(DATA / "listnet.model.txt")
     with pytest.raises(ValueError, match="does not apply to a dense network"):
