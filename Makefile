@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .PHONY: install demo test test-fast lint bench bench-quick clean
 
-$(VENV)/.installed: pyproject.toml setup.py ltrcompile/_libm.pyx
+$(VENV)/.installed: pyproject.toml setup.py ltrcompile/_libm.pyx ltrcompile/backends/cython/_treeshap.pyx
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e ".[test,bench]"

@@ -17,6 +17,10 @@ Elasticsearch's ``query`` rescorer does with an ``sltr`` rescore query:
   rank). Hits beyond the window can therefore rise above rescored hits whose new score is lower --
   Elasticsearch does exactly that (``QueryRescorer.combine``).
 
+Elasticsearch's native ``learning_to_rank`` rescorer (model score replaces the first-pass score,
+bounded-window shift, ``window_size >= from + size``) is :mod:`ltrcompile.ltr_rescore`, selected with
+``rescorer="learning_to_rank"``.
+
 Feature values: a missing feature takes the feature set's default (``None`` = missing, i.e. NaN,
 which the model handles with its own missing-value rule); then per-feature ``standard`` /
 ``min_max`` normalizers are applied in float32 arithmetic, as the ES LTR plugin's
@@ -42,7 +46,8 @@ SCORE_MODES = ("total", "multiply", "avg", "max", "min")
 DEFAULT_WINDOW = 10
 MAX_WINDOW = 10_000
 #: Names safe as file names and URL path segments.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: Matched with ``fullmatch`` (``$`` would let a trailing newline through).
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _FEATURE_KEYS = {"name", "default", "params", "template", "template_language"}
 _NUMBER_TYPES = (int, float)
 _F32 = np.float32
@@ -54,7 +59,7 @@ class RescoreInputError(InputDataError):
 
 def check_name(kind: str, name: Any) -> str:
     """``name`` if it is a safe identifier (letters, digits, ``._-``; max 128), else raise."""
-    if not isinstance(name, str) or not NAME_RE.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name in (".", ".."):
         raise RescoreInputError(
             f"invalid {kind} name {name!r}: use 1-128 characters from [A-Za-z0-9._-], "
             "starting with a letter or digit"
@@ -622,6 +627,27 @@ class RescoreParams:
         return cls(w, weights[0], weights[1], mode.lower())
 
 
+def parse_params(d: Mapping[str, Any], max_window: int = MAX_WINDOW) -> Any:
+    """:class:`RescoreParams` (``rescorer=query``, the default) or, for
+    ``rescorer=learning_to_rank``, :class:`~ltrcompile.ltr_rescore.LtrRescoreParams`."""
+    kind = d.get("rescorer", "query")
+    if kind == "learning_to_rank":
+        from .ltr_rescore import LtrRescoreParams
+
+        return LtrRescoreParams.parse(d, max_window)
+    if kind != "query":
+        raise RescoreInputError(f"rescorer must be query or learning_to_rank; got {kind!r}")
+    wrong = sorted(k for k in ("from", "size") if d.get(k) is not None)
+    if wrong:
+        raise RescoreInputError(
+            f"{', '.join(wrong)} apply to the learning_to_rank rescorer only (the query rescorer "
+            "does not check the window against from + size)"
+        )
+    return RescoreParams.parse(
+        {k: v for k, v in d.items() if k not in ("rescorer", "from", "size")}, max_window
+    )
+
+
 @dataclass
 class RescoreResult:
     """Final order (indices into the input hits) and per-input-hit float32 scores."""
@@ -710,8 +736,11 @@ class Rescorer:
         columns: np.ndarray | None = None,
         missing_value: float = math.nan,
         max_window: int = MAX_WINDOW,
+        ensemble: Any = None,
     ) -> None:
         self.scorer = scorer
+        self.ensemble = ensemble  # the IR the scorer runs: needed for the learning_to_rank shift
+        self._ltr_shift: float | None = None
         self.feature_set = feature_set
         self.columns = columns
         self.parser = HitParser(feature_set, missing_value)
@@ -727,7 +756,21 @@ class Rescorer:
                 f"the model has {ens.n_outputs} outputs; rescoring needs one score per hit"
             )
         cols, _ = bind_columns(ens.feature_names, ens.n_features, feature_set, binding)
-        return cls(scorer, feature_set, columns=cols)
+        return cls(scorer, feature_set, columns=cols, ensemble=ens)
+
+    @property
+    def ltr_shift(self) -> float:
+        """Elasticsearch's bounded-window shift of this model (``learning_to_rank`` rescorer)."""
+        if self._ltr_shift is None:
+            if self.ensemble is None:
+                raise RescoreInputError(
+                    "the learning_to_rank rescorer needs the model's IR (Rescorer(..., ensemble=)) "
+                    "to compute Elasticsearch's bounded-window score shift"
+                )
+            from .ltr_rescore import bounded_window_shift
+
+            self._ltr_shift = bounded_window_shift(self.ensemble)
+        return self._ltr_shift
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Model scores (float64) for a feature-set-ordered matrix (defaults/normalizers applied)."""
@@ -744,7 +787,8 @@ class Rescorer:
         X = self.parser.matrix(features, lambda i: f"features[{i}]")
         return self.predict(X)
 
-    def rescore_hits(self, hits: Hits, params: RescoreParams) -> RescoreResult:
+    def rescore_hits(self, hits: Hits, params: Any) -> RescoreResult:
+        """Rescore with ``params`` (:func:`parse_params`): the query or learning_to_rank rescorer."""
         if hits.scores is None:
             raise RescoreInputError("rescoring needs first-pass scores")
         if params.window_size > self.max_window:
@@ -752,6 +796,11 @@ class Rescorer:
                 f"window_size {params.window_size} is larger than the maximum {self.max_window}"
             )
         win = window_of(hits.scores, params.window_size)
+        if getattr(params, "rescorer", "query") == "learning_to_rank":
+            from .ltr_rescore import ltr_rescore
+
+            shift = self.ltr_shift
+            return ltr_rescore(hits.scores, self.predict(hits.X[win]), win, shift)
         model = self.predict(hits.X[win])
         with np.errstate(over="ignore", invalid="ignore"):
             m32 = model.astype(_F32)
@@ -766,23 +815,32 @@ class Rescorer:
     def rescore(
         self,
         hits: Sequence[Mapping[str, Any]],
-        window_size: int = DEFAULT_WINDOW,
-        query_weight: float = 1.0,
-        rescore_query_weight: float = 1.0,
-        score_mode: str = "total",
+        window_size: int | None = None,
+        query_weight: float | None = None,
+        rescore_query_weight: float | None = None,
+        score_mode: str | None = None,
+        *,
+        rescorer: str = "query",
+        from_: int | None = None,
+        size: int | None = None,
     ) -> list[dict[str, Any]]:
         """Re-rank native hits ``[{"id", "score", "features"}]``; returns them in the new order.
 
+        ``rescorer="query"`` (default; ``window_size`` defaults to 10) or ``"learning_to_rank"``
+        (``window_size`` required, ``>= from_ + size``; see :mod:`ltrcompile.ltr_rescore`).
         Each returned hit is ``{"id", "score" (final, float32), "first_pass_score",
         "model_score" (None outside the window), "rescored"}``.
         """
-        params = RescoreParams.parse(
-            {
-                "window_size": window_size,
-                "query_weight": query_weight,
-                "rescore_query_weight": rescore_query_weight,
-                "score_mode": score_mode,
-            },
+        given = {
+            "window_size": window_size,
+            "query_weight": query_weight,
+            "rescore_query_weight": rescore_query_weight,
+            "score_mode": score_mode,
+            "from": from_,
+            "size": size,
+        }
+        params = parse_params(
+            {"rescorer": rescorer, **{k: v for k, v in given.items() if v is not None}},
             self.max_window,
         )
         parsed = self.parser.native(list(hits), need_scores=True)

@@ -35,10 +35,10 @@ from ..rescore import (
     MAX_WINDOW,
     FeatureSet,
     RescoreInputError,
-    RescoreParams,
     check_name,
     es_response_body,
     native_response_hits,
+    parse_params,
 )
 from .openapi import docs_html, openapi_spec
 from .registry import Registry
@@ -55,7 +55,15 @@ DEFAULT_MAX_BODY = 32 << 20  # rescore / score / feature-set requests
 DEFAULT_MAX_UPLOAD = 128 << 20  # model definitions
 DEFAULT_MAX_HITS = 10_000
 UPLOAD_WAIT_S = 900.0
-_RESCORE_PARAMS = ("window_size", "query_weight", "rescore_query_weight", "score_mode")
+_RESCORE_PARAMS = (
+    "window_size",
+    "query_weight",
+    "rescore_query_weight",
+    "score_mode",
+    "rescorer",
+    "from",
+    "size",
+)
 
 
 class ApiError(Exception):
@@ -70,6 +78,25 @@ def _reject_constant(token: str) -> Any:
     raise ApiError(400, f"invalid JSON: {token} is not a JSON number")
 
 
+#: Integers with more digits than this are read as floats, as orjson does (a 64-bit integer has
+#: at most 20 digits); beyond the float64 range they are refused, never turned into a Python int
+#: that later overflows (or that the int-to-string digit limit refuses: a 500 before this).
+_MAX_INT_DIGITS = 20
+
+
+def _parse_int(token: str) -> int | float:
+    if len(token) - token.startswith("-") <= _MAX_INT_DIGITS:
+        return int(token)
+    value = float(token)
+    if math.isinf(value):
+        raise ApiError(
+            400,
+            f"invalid JSON: an integer of {len(token.lstrip('-'))} digits is outside the "
+            "float64 range",
+        )
+    return value
+
+
 def loads(body: bytes) -> Any:
     """Strict JSON: no NaN/Infinity tokens (orjson when installed; stdlib for error messages)."""
     if not body.strip():
@@ -80,11 +107,13 @@ def loads(body: bytes) -> Any:
         except orjson.JSONDecodeError:
             pass  # the stdlib parser below names the problem (or reads 1e999 as inf, flagged later)
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        return json.loads(body, parse_constant=_reject_constant, parse_int=_parse_int)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, f"invalid JSON: {exc}") from None
     except RecursionError:
         raise ApiError(400, "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # anything else the decoder refuses is still the request's fault
+        raise ApiError(400, f"invalid JSON: {exc}") from None
 
 
 def dumps(obj: Any) -> bytes:
@@ -452,14 +481,7 @@ class Service:
         model = lv.model
         self.metrics.scoring.labels(model, "rescore").observe(t_score - t_parse)
         self.metrics.hits.labels(model).inc(int(res.rescored.sum()))
-        info = {
-            "model": model,
-            "version": lv.version,
-            "window_size": params.window_size,
-            "query_weight": params.query_weight,
-            "rescore_query_weight": params.rescore_query_weight,
-            "score_mode": params.score_mode,
-        }
+        info = {"model": model, "version": lv.version, **_params_view(params, lv.rescorer)}
         if es_form:
             out = es_response_body(body, parsed, res, numpy_scalars=orjson is not None)
             out["_rescore"] = info
@@ -485,7 +507,7 @@ class Service:
             },
         )
 
-    def _rescore_params(self, request: Request, body: dict[str, Any]) -> RescoreParams:
+    def _rescore_params(self, request: Request, body: dict[str, Any]) -> Any:
         q = request.query_params
         merged: dict[str, Any] = {}
         for key in _RESCORE_PARAMS:
@@ -500,7 +522,7 @@ class Service:
             raise ApiError(
                 400, "pass rescore parameters in the query string for an ES response body"
             )
-        return RescoreParams.parse(merged, self.max_window)
+        return parse_params(merged, self.max_window)
 
     def _check_hits(self, n: int) -> None:
         if n > self.max_hits:
@@ -557,6 +579,25 @@ class Service:
                 "X-Model-Version": str(lv.version),
             },
         )
+
+
+def _params_view(params: Any, rescorer: Any) -> dict[str, Any]:
+    """The rescore parameters echoed in a response (per rescorer)."""
+    if getattr(params, "rescorer", "query") == "learning_to_rank":
+        return {
+            "rescorer": "learning_to_rank",
+            "window_size": params.window_size,
+            "from": None if params.from_ < 0 else params.from_,
+            "size": None if params.size < 0 else params.size,
+            "score_shift": rescorer.ltr_shift,
+        }
+    return {
+        "rescorer": "query",
+        "window_size": params.window_size,
+        "query_weight": params.query_weight,
+        "rescore_query_weight": params.rescore_query_weight,
+        "score_mode": params.score_mode,
+    }
 
 
 def _timing(**parts: float) -> str:

@@ -30,7 +30,7 @@ from .store import ModelStore, StoreError, crash_point
 log = logging.getLogger("ltrcompile.service")
 
 #: Formats whose files can execute code when loaded (pickle/joblib): never accepted over HTTP.
-_CODE_FORMAT = re.compile(r"pickle|joblib|cloudpickle|compiled|native", re.I)
+_CODE_FORMAT = re.compile(r"pickle|joblib|cloudpickle|compiled|(?<!es-)native", re.I)
 #: File signatures of executables, pickles and archives: refused before any parsing.
 _BINARY_MAGIC = (
     (b"\x7fELF", "an ELF binary"),
@@ -116,6 +116,20 @@ def verify_scorer(ens: Any, scorer: Any, source: str | None = None) -> dict[str,
     return summary
 
 
+_ABS_PATH = re.compile(r"(?<![\w.~/-])/(?:[^\s/'\":,;()\[\]]+/)+(?=[^\s/'\":,;()\[\]]*)")
+
+
+def scrub_paths(message: str, root: Path, staging: Path | None, name: str = "upload") -> str:
+    """``message`` without server paths: the staged source file becomes the upload's name, other
+    paths under the store lose their directory part, any other absolute directory is dropped."""
+    if staging is not None:
+        for src in sorted(staging.glob("source*"), key=lambda p: -len(str(p))):
+            message = message.replace(str(src), name)
+        message = message.replace(str(staging) + os.sep, "").replace(str(staging), "<staging>")
+    message = message.replace(str(root) + os.sep, "").replace(str(root), "<store>")
+    return _ABS_PATH.sub("", message)
+
+
 # ---------------------------------------------------------------------- loaded versions
 @dataclass(frozen=True)
 class LoadedVersion:
@@ -140,6 +154,12 @@ class Job:
     finished: float | None = None
     compile_seconds: float | None = None
     future: Future[Any] | None = None
+    filename: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """How error messages name the uploaded file: the client's file name, never our path."""
+        return repr(os.path.basename(self.filename)) if self.filename else "upload"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -208,7 +228,9 @@ class Registry:
                 verify_scorer(ens, scorer, str(vdir / meta["source_file"]))
             fs = FeatureSet.from_dict(meta["featureset"])
             cols = None if meta.get("columns") is None else np.asarray(meta["columns"], np.intp)
-            lv = LoadedVersion(name, version, meta, Rescorer(scorer, fs, columns=cols))
+            lv = LoadedVersion(
+                name, version, meta, Rescorer(scorer, fs, columns=cols, ensemble=ens)
+            )
             self._loaded[key] = lv
             return lv
 
@@ -307,6 +329,7 @@ class Registry:
                 raise RescoreInputError(f"unusable file name extension {ext!r}")
         version = self.store.reserve_version(name)
         job = Job(uuid.uuid4().hex[:16], name, version, featureset, fmt, activate)
+        job.filename = filename
         with self._lock:
             self._jobs[job.id] = job
             if len(self._jobs) > self._max_jobs:
@@ -328,7 +351,7 @@ class Registry:
                 self.metrics.uploads.labels(job.model, "ready").inc()
         except Exception as exc:
             job.state = "failed"
-            job.error = str(exc)
+            job.error = scrub_paths(str(exc), self.store.root, staging, name=job.display_name)
             job.status = getattr(exc, "status", 500 if not _client_fault(exc) else 422)
             if job.status == 500:
                 log.error("upload %s failed:\n%s", job.id, traceback.format_exc())
@@ -415,7 +438,8 @@ class Registry:
 
         write_json_atomic(staging / "meta.json", meta)
         self.store.commit_version(job.model, job.version, staging)
-        lv = LoadedVersion(job.model, job.version, meta, Rescorer(scorer, fs, columns=cols))
+        rescorer = Rescorer(scorer, fs, columns=cols, ensemble=ens)
+        lv = LoadedVersion(job.model, job.version, meta, rescorer)
         with self._lock:
             self._loaded[(job.model, job.version)] = lv
         if job.activate:

@@ -138,7 +138,7 @@ class ModelStore:
                 p.unlink(missing_ok=True)
         for d in (self.root / "models").iterdir():
             # a model whose first upload never completed: it was never visible, drop it
-            if not d.is_dir() or not NAME_RE.match(d.name):
+            if not d.is_dir() or not NAME_RE.fullmatch(d.name):
                 continue
             if not self.versions(d.name) and not (d / "ACTIVE").exists():
                 shutil.rmtree(d, ignore_errors=True)
