@@ -866,6 +866,8 @@ class Ensemble:
         """Counts a human wants to see: trees, leaves, depth, features used, transform."""
         depths = self.tree_depths() if self.n_trees else np.zeros(0)
         used = np.unique(self.feature[self.left >= 0])
+        if self.network is not None:
+            used = np.unique(self.network.inputs)
         return {
             "trees": self.n_trees,
             "nodes": self.n_nodes,

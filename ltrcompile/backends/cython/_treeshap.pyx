@@ -113,9 +113,11 @@ def tree_contribs(
     cdef float a32, b32
     with nogil:
         memset(tphi, 0, sizeof(double) * (F + 1) * D)
-        for r in range(n):
-            x = &X[r, 0]
-            for t in range(T):
+        # trees outside, rows inside: a tree's tables stay in cache across the batch (each row
+        # still adds the trees up in tree order, so the sums are the same as row by row)
+        for t in range(T):
+            for r in range(n):
+                x = &X[r, 0]
                 lo = tree_off[t]
                 hi = tree_off[t + 1]
                 m = tree_m[t]
@@ -139,11 +141,31 @@ def tree_contribs(
                     oc[i] = o
                     s = 0 if o else (1 if po else 2)
                     st[i] = s
-                    E = &EG[pos_eg[p]]
+                    E = &EG[pos_eg[p] + s * m]
                     for q in range(m):
-                        A[i * m + q] = A[par * m + q] * E[q * 3 + s]
+                        A[i * m + q] = A[par * m + q] * E[q]
                 # (3) bottom-up sums and contributions
+                if D == 1:
+                    for p in range(hi - 1, lo - 1, -1):
+                        i = p - lo
+                        if pos_lchild[p] < 0:
+                            acc = leaf_value[pos_node[p], 0]
+                            for q in range(m):
+                                S[i * m + q] = A[i * m + q] * acc
+                        else:
+                            u = (pos_lchild[p] - lo) * m
+                            e = (pos_rchild[p] - lo) * m
+                            for q in range(m):
+                                S[i * m + q] = S[u + q] + S[e + q]
+                        if i > 0 and st[i] != 2:
+                            G = &EG[pos_eg[p] + (3 + st[i]) * m]
+                            acc = 0.0
+                            for q in range(m):
+                                acc = acc + S[i * m + q] * G[q]
+                            tphi[feature[pos_node[pos_parent[p]]]] += acc
                 for p in range(hi - 1, lo - 1, -1):
+                    if D == 1:
+                        break
                     i = p - lo
                     node = pos_node[p]
                     if pos_lchild[p] < 0:
@@ -158,12 +180,12 @@ def tree_contribs(
                                 S[(i * m + q) * D + k] = S[(u * m + q) * D + k] + S[(e * m + q) * D + k]
                     if i > 0 and st[i] != 2:
                         s = st[i]
-                        G = &EG[pos_eg[p] + 3 * m]
+                        G = &EG[pos_eg[p] + (3 + s) * m]
                         f = feature[pos_node[pos_parent[p]]]
                         for k in range(D):
                             acc = 0.0
                             for q in range(m):
-                                acc = acc + qw[qb + q] * S[(i * m + q) * D + k] * G[q * 3 + s]
+                                acc = acc + S[(i * m + q) * D + k] * G[q]
                             tphi[f * D + k] += acc
                 # fold the tree into the row: weight, precision, output
                 wt = tree_w[t]

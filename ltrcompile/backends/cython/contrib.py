@@ -45,7 +45,7 @@ class ContribTables:
     pos_rchild: np.ndarray
     pos_is_left: np.ndarray  # uint8
     pos_prev: np.ndarray  # int32: nearest ancestor edge on the same feature (-1: none)
-    pos_eg: np.ndarray  # int64: offset of the edge's E (3m) then G (3m) values in ``EG``
+    pos_eg: np.ndarray  # int64: offset of the edge's E (3 states x m) then w*G (3 x m) in ``EG``
     EG: np.ndarray  # float64
     qw: np.ndarray  # float64 quadrature weights on [0, 1]
     max_nodes: int
@@ -119,12 +119,14 @@ def build_tables(ens: Ensemble) -> ContribTables:
 
     # quadrature points per distinct m, and each tree's offset into qw
     qts: dict[int, np.ndarray] = {}
+    qw_of: dict[int, np.ndarray] = {}
     qw_parts: list[np.ndarray] = []
     q_off: dict[int, int] = {}
     total = 0
     for m in sorted(set(int(v) for v in tree_m)):
         x, w = np.polynomial.legendre.leggauss(m)
         qts[m] = (x + 1.0) / 2.0
+        qw_of[m] = w / 2.0
         q_off[m] = total
         qw_parts.append(w / 2.0)
         total += m
@@ -153,9 +155,9 @@ def build_tables(ens: Ensemble) -> ContribTables:
             g_prev = (1.0 - pz) / f_p1
             g0 = (1.0 - c) / f_c1 - g_prev
             g1 = np.where(c > 0, -1.0 / (1.0 - tq) - g_prev, 0.0)
-        E = np.stack([e0, e1, e2], axis=2)  # (edges, m, 3)
-        G = np.stack([g0, g1, np.zeros_like(g0)], axis=2)
-        block = np.concatenate([E.reshape(len(sel), 3 * m), G.reshape(len(sel), 3 * m)], axis=1)
+        w = qw_of[m][None, :]  # the quadrature weight is folded into G
+        # per edge: E for states 0, 1, 2 (m values each), then w * G for states 0, 1, 2
+        block = np.concatenate([e0, e1, e2, w * g0, w * g1, np.zeros_like(g0)], axis=1)
         idx = pos_eg[sel][:, None] + np.arange(6 * m)[None, :]
         EG[idx] = block
     bias = np.array([tree_expected_value(ens, t) for t in range(T)], np.float64).reshape(T, ens.leaf_dim)
