@@ -661,6 +661,8 @@ def inspect_model(ens: Any, notes: list[str]) -> dict[str, Any]:
         if split_counts[f] > 0
     ]
     used = int(np.count_nonzero(split_counts))
+    if ens.network is not None:  # RankLib RankNet / ListNet: every input neuron reads a feature
+        used = int(np.unique(ens.network.inputs).size)
     policies = {m.name.lower(): int(np.count_nonzero(ens.missing[internal] == m)) for m in Missing}
     ops = {"<": int(np.count_nonzero(ens.op[internal] == Op.LT)), "<=": int(np.count_nonzero(ens.op[internal] == Op.LE))}
     unusual: list[str] = []
@@ -690,6 +692,8 @@ def inspect_model(ens: Any, notes: list[str]) -> dict[str, Any]:
         unusual.append(f"{int(np.count_nonzero(~np.isfinite(thr)))} infinite threshold(s)")
     if depths.size and depths.max() > 20:
         unusual.append(f"very deep trees (max depth {int(depths.max())})")
+    if ens.network is not None:
+        unusual.append(f"a dense network ({'x'.join(map(str, ens.network.shape))} neurons) instead of trees")
     if ens.normalizers:
         unusual.append(f"{len(ens.normalizers)} feature normalizer(s) applied before scoring")
     if ens.average_denominator is not None:
@@ -709,6 +713,7 @@ def inspect_model(ens: Any, notes: list[str]) -> dict[str, Any]:
         "sparse_absent": ens.sparse_absent,
         "base_score": ens.base_score.tolist(),
         "average_denominator": ens.average_denominator,
+        "network": None if ens.network is None else ens.network.shape,
         "depth_histogram": depth_hist,
         "leaves_per_tree_histogram": leaf_hist,
         "feature_names": "present" if names else None,

@@ -21,11 +21,14 @@ import json
 import math
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import IRValidationError, ModelFormatError
+
+if TYPE_CHECKING:
+    from .network import Network
 
 IR_FORMAT = "ltrcompile-ir"
 IR_VERSION = 1
@@ -253,6 +256,8 @@ class Ensemble:
     normalizers: list[dict[str, Any]] | None = None
     feature_categories: dict[int, list[Any]] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    # a dense network (RankLib RankNet/ListNet) computing the raw outputs instead of trees
+    network: Network | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -504,6 +509,8 @@ class Ensemble:
             raise IRValidationError("input_zero_band must be >= 0", field="input_zero_band")
         if not isinstance(self.infinite_as_missing, bool):
             raise IRValidationError("infinite_as_missing must be a bool", field="infinite_as_missing")
+        if self.network is not None:
+            self._validate_network()
         if not np.all(np.isfinite(self.tree_weight)):
             raise IRValidationError("tree weights must be finite", field="tree_weight")
         if t_count:
@@ -603,6 +610,15 @@ class Ensemble:
         if bad.size:
             raise self._fail("leaf value is not finite", bad[0], "leaf_value")
 
+    def _validate_network(self) -> None:
+        """A network computes the raw outputs alone: no trees, linear terms, base score or mean."""
+        assert self.network is not None
+        if self.n_trees or self.linear_feature.size or self.has_linear_leaves:
+            raise IRValidationError("a network cannot be combined with trees or linear terms", field="network")
+        if np.any(self.base_score != 0.0) or self.average_denominator is not None:
+            raise IRValidationError("a network model has no base score and no averaging", field="network")
+        self.network.validate(self.n_features, self.n_outputs)
+
     def _validate_linear(self) -> None:
         k = self.linear_feature.size
         if self.linear_output.shape != (k,) or self.linear_weight.shape != (k,):
@@ -698,6 +714,8 @@ class Ensemble:
         }
         if self.infinite_as_missing:  # written only when set, so other models' digests are unchanged
             d["model"]["infinite_as_missing"] = True
+        if self.network is not None:  # likewise
+            d["network"] = self.network.to_dict()
         if self.has_linear_leaves:
             d["leaf_linear"] = {
                 "begin": _enc(self.leaf_linear_begin),
@@ -753,6 +771,10 @@ class Ensemble:
                     leaf_linear_coeff=_dec(ll["coeff"], np.float64),
                 )
             fc = m.get("feature_categories")
+            if d.get("network") is not None:
+                from .network import Network
+
+                kw["network"] = Network.from_dict(d["network"])
             ens = cls(
                 **kw,
                 n_features=int(m["n_features"]),
@@ -823,6 +845,7 @@ class Ensemble:
             "input_cast": self.input_cast,
             "linear_terms": int(self.linear_feature.size),
             "linear_leaves": self.has_linear_leaves,
+            **({"network": self.network.shape} if self.network is not None else {}),
             "provenance": self.provenance,
         }
 

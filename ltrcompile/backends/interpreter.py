@@ -246,6 +246,10 @@ def _add_linear(ens: Ensemble, M: np.ndarray, raw: np.ndarray) -> np.ndarray:
 
 def raw_margins(ens: Ensemble, M: np.ndarray) -> np.ndarray:
     """Raw (un-averaged) margins for a prepared model matrix."""
+    if ens.network is not None:  # a dense network computes the raw outputs (no trees)
+        from ..network import forward
+
+        return forward(ens.network, M)
     n = M.shape[0]
     out = np.empty((n, ens.n_outputs), np.float64)
     step = max(1, _WALKERS_PER_CHUNK // max(1, ens.n_trees))

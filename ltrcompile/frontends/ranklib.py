@@ -17,8 +17,9 @@ The first line ``## <ranker name>`` selects the ranker, exactly as ``RankerFacto
   intercept is whatever the file says);
 * RankBoost: ``score += alpha * (x > t ? 1 : 0)`` in double; each weak ranker becomes a one-split
   stump (``x <= t`` -> leaf 0.0, else leaf ``alpha``; ``t`` is a double) accumulated in double;
-* RankNet / LambdaRank / ListNet are neural networks, which the IR does not represent:
-  :class:`UnsupportedModelError`.
+* RankNet / LambdaRank / ListNet: an IR dense network (:mod:`ltrcompile.network`, parsed by
+  :mod:`._ranklib_network`): float32 inputs widened to double, per neuron a double sum in
+  link-creation order with the bias last, sigmoid on every non-input neuron including the output.
 
 RankLib's ``-norm`` option is not stored in the model file and is applied *per query* at scoring
 time, so it cannot be a model-level normalizer: normalise the rows with :func:`normalize_queries`
@@ -36,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import IRValidationError, LtrCompileError, ModelFormatError, UnsupportedModelError
+from ..errors import IRValidationError, LtrCompileError, ModelFormatError
 from ..ir import Ensemble, Missing, Op, TreeArrays
 
 FORMAT = "ranklib"
@@ -579,6 +580,16 @@ def _rankboost_model(text: str, options: dict[str, Any], src: _Src) -> Ensemble:
     return Ensemble.from_trees(trees, accumulate="float64", **model)
 
 
+def _network_model(kind: str, text: str, options: dict[str, Any], src: _Src) -> Ensemble:
+    from ._ranklib_network import parse_network
+
+    net, feats = parse_network(text, src)
+    n, names = _resolve_width(feats, options, src)
+    model = _common(kind, n, names, options, src, text)
+    model["provenance"]["network"] = net.shape
+    return Ensemble.from_trees([], accumulate="float64", network=net, **model)
+
+
 # ============================================================================ entry points
 def _check_options(options: dict[str, Any]) -> None:
     unknown = sorted(set(options) - _OPTIONS)
@@ -606,15 +617,10 @@ def loads(text: str, *, path: str | None = None, **options: Any) -> Ensemble:
             f"{sorted(RANKER_NAMES.values())}",
             field="ranker",
         )
-    if kind in _NEURAL:
-        raise UnsupportedModelError(
-            f"RankLib {RANKER_NAMES[kind]} is a neural network; the IR represents tree ensembles and "
-            "linear models only",
-            path=path,
-            field="ranker",
-        )
     try:
-        if kind in ("mart", "lambdamart", "random_forests"):
+        if kind in _NEURAL:
+            ens = _network_model(kind, text, options, src)
+        elif kind in ("mart", "lambdamart", "random_forests"):
             ens = _tree_model(kind, text, options, src)
         elif kind == "rankboost":
             ens = _rankboost_model(text, options, src)
