@@ -623,7 +623,11 @@ class LtrApi:
 def _ir_bytes(ens: Any) -> int:
     if ens is None:
         return 0
-    return int(sum(v.nbytes for v in vars(ens).values() if isinstance(v, np.ndarray)))
+    n = sum(v.nbytes for v in vars(ens).values() if isinstance(v, np.ndarray))
+    net = getattr(ens, "network", None)
+    if net is not None:  # dense layers (RankLib RankNet/ListNet)
+        n += net.inputs.nbytes + sum(ly.weights.nbytes + ly.bias.nbytes for ly in net.layers)
+    return int(n)
 
 
 def _dir_bytes(d: Path) -> int:
