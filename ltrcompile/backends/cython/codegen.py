@@ -94,10 +94,10 @@ def choose_strategy(ens: Ensemble, strategy: str) -> str:
     couple of seconds whatever the model size. Straight-line code wins where the data-driven
     strategy falls back to its branching generic walk (categorical-heavy models).
     """
-    if ens.network is not None:
-        from ...errors import UnsupportedModelError
-
-        raise UnsupportedModelError("the Cython backend does not compile dense networks yet", field="network")
+    if ens.network is not None:  # dense networks have one kernel of their own (network.py)
+        if strategy not in ("auto", "network"):
+            raise ValueError(f"strategy {strategy!r} does not apply to a dense network; use 'auto'")
+        return "network"
     if strategy == "auto":
         internal = ens.left >= 0
         n_internal = int(np.count_nonzero(internal))
@@ -111,7 +111,8 @@ def choose_strategy(ens: Ensemble, strategy: str) -> str:
 
 
 _GENERATOR_MODULES = (
-    "codegen.py", "contexts.py", "isa.py", "lowering.py", "treegen.py", "nodetable.py", "transforms_c.py", "literals.py",
+    "codegen.py", "contexts.py", "isa.py", "lowering.py", "treegen.py", "nodetable.py", "transforms_c.py",
+    "literals.py", "network.py",
 )
 
 
@@ -272,6 +273,10 @@ def generate(
     incbin: bool = False,
 ) -> Sources:
     """All sources for ``ens`` as module ``module`` (``incbin``: the toolchain takes ``.incbin``)."""
+    if ens.network is not None:
+        from .network import generate_network
+
+        return generate_network(ens, module, ir_digest, tuning)
     lm = lower(ens)
     env = _env()
     common = _common(lm, module, strategy, tuning)
