@@ -771,6 +771,7 @@ class Ensemble:
                 path=path,
                 field="version",
             )
+        _check_model_types(d.get("model"), path)
         try:
             m = d["model"]
             nodes = d["nodes"]
@@ -831,7 +832,7 @@ class Ensemble:
                 feature_categories=None if fc is None else {int(k): v for k, v in fc.items()},
                 provenance=dict(m.get("provenance") or {}),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: 2**64 in an int32 array
             if isinstance(exc, IRValidationError):
                 raise
             raise ModelFormatError(f"malformed IR document: {exc!r}", path=path) from exc
@@ -842,8 +843,10 @@ class Ensemble:
     def from_json(cls, text: str | bytes, *, path: str | None = None) -> Ensemble:
         try:
             d = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # JSONDecodeError, and an integer beyond Python's 4300 digits
             raise ModelFormatError(f"invalid JSON: {exc}", path=path) from exc
+        except RecursionError:
+            raise ModelFormatError("invalid JSON: nested too deeply", path=path) from None
         return cls.from_dict(d, path=path)
 
     def save(self, path: str) -> None:
@@ -885,6 +888,34 @@ class Ensemble:
 
 
 # ---------------------------------------------------------------------- helpers
+_MODEL_TYPES: dict[str, tuple[type, ...]] = {
+    "feature_names": (list, type(None)),
+    "input_cast": (str,),
+    "int_input_cast": (str,),
+    "sparse_absent": (str,),
+    "categorical_rule": (str,),
+    "accumulate": (str,),
+    "transform": (str,),
+    "transform_params": (dict, type(None)),
+    "normalizers": (list, type(None)),
+    "feature_categories": (dict, type(None)),
+    "provenance": (dict, type(None)),
+}
+
+
+def _check_model_types(m: Any, path: str | None) -> None:
+    """The JSON types of the IR document's ``model`` fields, checked before anything uses them (a
+    list where a string belongs would otherwise fail later as an unhashable-type bug)."""
+    if not isinstance(m, dict):
+        raise ModelFormatError("'model' must be an object", path=path, field="model")
+    for key, types in _MODEL_TYPES.items():
+        if key in m and not isinstance(m[key], types):
+            raise ModelFormatError(f"has JSON type {type(m[key]).__name__}", path=path, field=f"model.{key}")
+    names = m.get("feature_names")
+    if names is not None and not all(isinstance(n, str) for n in names):
+        raise ModelFormatError("feature names must be strings", path=path, field="model.feature_names")
+
+
 def _vec(value: Any, n: int, dtype: Any, default: float) -> np.ndarray:
     if value is None:
         return np.full(n, default, dtype)

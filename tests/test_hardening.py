@@ -315,3 +315,56 @@ def test_o19s_xgboost_raw_missing_as_zero():
     zero = np.nan_to_num(X, nan=0.0)
     want = bst.predict(xgb.DMatrix(zero.astype(np.float32), feature_names=names), output_margin=True)
     np.testing.assert_allclose(ens.predict(X, raw_score=True), want, rtol=0, atol=1e-6)
+
+
+# ============================================================================ pickles, isolated
+def _hostile_pickle(func_module: str, func: str, *args) -> bytes:
+    """A protocol-2 pickle calling ``module.func(*args)`` (what a corrupt or hostile file can do)."""
+    import pickle
+
+    class Call:
+        def __reduce__(self):
+            import importlib
+
+            return getattr(importlib.import_module(func_module), func), args
+
+    return pickle.dumps(Call(), protocol=2)
+
+
+@pytest.mark.parametrize(
+    "payload, match",
+    [
+        (("ctypes", "string_at", 8, 1), "crashed: the child process was killed by signal 11"),
+        (("builtins", "bytearray", 1 << 40), "memory limit"),
+        (("time", "sleep", 60), "did not finish within 3 s"),
+        (("builtins", "ValueError", "boom"), "not a scikit-learn estimator"),
+    ],
+)
+def test_pickle_is_unpickled_in_a_limited_child(tmp_path, monkeypatch, payload, match):
+    """A segfaulting, memory-hungry or hanging pickle is a typed error; the caller lives on."""
+    pytest.importorskip("joblib")
+    monkeypatch.setenv("LTRCOMPILE_PICKLE_TIMEOUT_S", "3")
+    p = tmp_path / "bad.pkl"
+    p.write_bytes(_hostile_pickle(*payload))
+    t0 = time.monotonic()
+    with pytest.raises(ModelFormatError if "estimator" not in match else Exception, match=match) as err:
+        load_model(str(p), format="sklearn-pickle")
+    assert exit_code_for(err.value) in (2, 3) and str(p) in str(err.value)
+    assert time.monotonic() - t0 < 60
+
+
+def test_corrupt_pickle_bytes_are_typed(tmp_path):
+    """Every single-byte truncation point of a real joblib file: typed errors, never a crash."""
+    joblib = pytest.importorskip("joblib")
+    from sklearn.tree import DecisionTreeRegressor
+
+    X = np.random.default_rng(1).random((30, 2))
+    p = tmp_path / "m.joblib"
+    joblib.dump(DecisionTreeRegressor(max_depth=2).fit(X, X[:, 0]), p)
+    good = p.read_bytes()
+    ens = load_model(str(p))
+    assert ens.n_features == 2
+    for cut in (len(good) // 3, len(good) - 7):
+        p.write_bytes(good[:cut])
+        with pytest.raises(ModelFormatError):
+            load_model(str(p), format="sklearn-pickle")

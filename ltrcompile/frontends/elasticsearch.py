@@ -159,7 +159,7 @@ def _f64(v: Any, src: _Src, what: str, **where: Any) -> float:
 
 
 def _int(v: Any, src: _Src, what: str, **where: Any) -> int:
-    if isinstance(v, _Num | str) and re.fullmatch(r"-?\d+", str(v)):
+    if isinstance(v, _Num | str) and len(str(v)) <= 20 and re.fullmatch(r"-?\d+", str(v)):
         i = int(v)
     elif isinstance(v, int | np.integer) and not isinstance(v, bool):
         i = int(v)

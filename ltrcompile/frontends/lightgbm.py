@@ -478,7 +478,7 @@ class _TextReader:
             if s.startswith(key):
                 try:
                     value = json.loads(s[len(key) :])
-                except json.JSONDecodeError as exc:
+                except (ValueError, RecursionError) as exc:  # also an integer beyond 4300 digits
                     raise self.fail(f"invalid JSON: {exc}", field="pandas_categorical") from None
                 return _check_pandas_categorical(value, self.path)
         return None
@@ -615,8 +615,8 @@ def _dump_tree(entry: Any, t: int, path: str | None) -> _RawTree:
         v = node.get(key)
         if v is None:
             return math.nan
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise fail(f"must be an integer >= 0, got {v!r}", node=where, field=key)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63:
+            raise fail(f"must be an integer in [0, 2**63), got {str(v)[:40]}", node=where, field=key)
         return float(v)
 
     def visit(node: Any) -> int:
@@ -1027,7 +1027,7 @@ def load_dump_json(path: str | os.PathLike[str], **options: Any) -> Ensemble:
     p = os.fspath(path)
     try:
         doc = json.loads(_read(p))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer beyond 4300 digits
         raise ModelFormatError(f"invalid JSON: {exc}", path=p) from exc
     except RecursionError:
         raise ModelFormatError("JSON nested too deeply to read", path=p) from None

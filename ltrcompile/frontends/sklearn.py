@@ -953,50 +953,74 @@ def _fitted_version(caught: list[warnings.WarningMessage]) -> str | None:
 def load_pickle(path: str | os.PathLike[str], **options: Any) -> Ensemble:
     """A joblib or pickle file holding a fitted estimator -> Ensemble.
 
-    **Unpickling runs code from the file: only load files you trust.** When the file was written by
-    another scikit-learn version, the version it records decides how ``tree_.value`` is read.
+    **Unpickling runs code from the file: only load files you trust.** The file is unpickled in a
+    child process (:mod:`._pickle_child`) under memory and time limits (``LTRCOMPILE_PICKLE_MEMORY_MB``,
+    default 1024 + 32 bytes per byte of file; ``LTRCOMPILE_PICKLE_TIMEOUT_S``, default 120), which
+    hands back only the :func:`describe` arrays: a corrupt pickle that crashes, hangs or exhausts
+    memory is a :class:`ModelFormatError` here, never a crash of the caller. When the file was written
+    by another scikit-learn version, the version it records decides how ``tree_.value`` is read.
     """
+    from ._pickle_child import unpickle_isolated
+
     p = os.fspath(path)
     _check_options(options, "sklearn-pickle")
+    d, fitted, loaded_with = unpickle_isolated(p)
+    return _finish_pickle(d, fitted, loaded_with, p)
+
+
+def load_pickle_here(path: str) -> tuple[dict[str, Any], str | None, str]:
+    """The child's half of :func:`load_pickle`: unpickle *in this process* and describe the
+    estimator. Only call it where a crash is contained (the child process, the fuzzer's sandbox)."""
     try:
         import joblib
     except ImportError as exc:  # pragma: no cover - joblib ships with scikit-learn
-        raise UnsupportedModelError("reading sklearn pickles needs joblib (pip install scikit-learn)", path=p) from exc
+        raise UnsupportedModelError("reading sklearn pickles needs joblib (pip install scikit-learn)", path=path) from exc
+    import sklearn
+
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            obj = joblib.load(p)
+            obj = joblib.load(path)
     except MemoryError:
         raise
     except Exception as exc:  # unpickling can raise anything; the file is what is wrong
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise ModelFormatError(
-            f"cannot unpickle: {type(exc).__name__}: {first} (a pickle loads only with a compatible "
+            f"cannot unpickle: {type(exc).__name__}: {first[:300]} (a pickle loads only with a compatible "
             "scikit-learn; to move a model between versions, save ltrcompile.frontends.sklearn."
             "describe(est) with numpy.savez where it was trained and read it with from_arrays)",
-            path=p,
+            path=path,
         ) from exc
     if not accepts(obj):
         raise UnsupportedModelError(
             f"the file holds a {type(obj).__module__}.{type(obj).__qualname__}, not a scikit-learn estimator",
-            path=p,
+            path=path,
         )
-    fitted = _fitted_version(caught)
     try:
         d = describe(obj)
-        if fitted is not None:
-            d["sklearn_version"] = fitted
+    except LtrCompileError as exc:
+        if isinstance(exc, ModelFormatError | UnsupportedModelError) and exc.path is None:
+            raise type(exc)(exc.reason, path=path, tree=exc.tree, node=exc.node, field=exc.field) from exc
+        raise
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:
+        # the attributes of an unpickled object are whatever the file says: wrong types and sizes
+        raise ModelFormatError(f"cannot read {type(obj).__name__}: {exc!r}"[:500], path=path) from exc
+    return d, _fitted_version(caught), sklearn.__version__
+
+
+def _finish_pickle(d: dict[str, Any], fitted: str | None, loaded_with: str, p: str) -> Ensemble:
+    if fitted is not None:
+        d["sklearn_version"] = fitted
+    try:
         ens = from_arrays(d, path=p)
     except LtrCompileError as exc:
         if isinstance(exc, ModelFormatError | UnsupportedModelError) and exc.path is None:
             raise type(exc)(exc.reason, path=p, tree=exc.tree, node=exc.node, field=exc.field) from exc
         raise
-    except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
-        raise ModelFormatError(f"cannot read {type(obj).__name__}: {exc!r}", path=p) from exc
+    except (TypeError, ValueError, IndexError, OverflowError) as exc:
+        raise ModelFormatError(f"cannot read the estimator's arrays: {exc!r}"[:500], path=p) from exc
     if fitted is not None:
-        import sklearn
-
-        ens.provenance["loaded_with"] = sklearn.__version__
+        ens.provenance["loaded_with"] = loaded_with
     return ens
 
 

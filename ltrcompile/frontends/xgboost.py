@@ -718,7 +718,7 @@ def _dump_trees(doc: Any, src: _Src) -> tuple[list[Any], str | None]:
         if isinstance(t, str):  # a json.dump of get_dump(): list of JSON strings
             try:
                 t = json.loads(t)
-            except (json.JSONDecodeError, RecursionError) as exc:
+            except (ValueError, RecursionError) as exc:  # also an integer beyond 4300 digits
                 raise src.err(f"tree is not valid JSON: {exc}", tree=i) from None
         if not isinstance(t, dict):
             raise src.err("a tree must be an object", tree=i)
@@ -1123,7 +1123,7 @@ def _decode_json(data: bytes, src: _Src) -> Any:
         raise src.err(f"not UTF-8 text: {exc}") from None
     try:
         return json.loads(text)  # accepts XGBoost's bare NaN / Infinity / -Infinity tokens
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, and an integer beyond Python's 4300 digits
         raise src.err(f"invalid JSON: {exc}") from None
     except RecursionError:
         raise src.err("JSON nested too deeply") from None

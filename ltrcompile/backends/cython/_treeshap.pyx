@@ -113,9 +113,11 @@ def tree_contribs(
     cdef float a32, b32
     with nogil:
         memset(tphi, 0, sizeof(double) * (F + 1) * D)
-        for r in range(n):
-            x = &X[r, 0]
-            for t in range(T):
+        # trees outside, rows inside: a tree's tables stay in cache across the batch (each row
+        # still adds the trees up in tree order, so the sums are the same as row by row)
+        for t in range(T):
+            for r in range(n):
+                x = &X[r, 0]
                 lo = tree_off[t]
                 hi = tree_off[t + 1]
                 m = tree_m[t]
