@@ -455,7 +455,8 @@ class HitParser:
         """
         if not isinstance(spec, dict) or set(spec) != {"dtype", "data"}:
             raise RescoreInputError('\'feature_matrix\' must be {"dtype": ..., "data": <base64>}')
-        dtype = {"float32": "<f4", "float64": "<f8"}.get(spec["dtype"])
+        kind = spec["dtype"]
+        dtype = {"float32": "<f4", "float64": "<f8"}.get(kind) if isinstance(kind, str) else None
         if dtype is None:
             raise RescoreInputError("feature_matrix.dtype must be 'float32' or 'float64'")
         if not isinstance(spec["data"], str):

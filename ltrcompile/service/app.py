@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -40,6 +41,7 @@ from ..rescore import (
     native_response_hits,
     parse_params,
 )
+from .explain import explain_k, explain_rows
 from .openapi import docs_html, openapi_spec
 from .registry import Registry
 from .store import ModelStore, StoreError
@@ -477,6 +479,7 @@ class Service:
             )
         t_parse = time.perf_counter()
         res = lv.rescorer.rescore_hits(parsed, params)
+        k_explain = explain_k(request.query_params)
         t_score = time.perf_counter()
         model = lv.model
         self.metrics.scoring.labels(model, "rescore").observe(t_score - t_parse)
@@ -490,6 +493,15 @@ class Service:
                 **info,
                 "hits": native_response_hits(parsed, res, numpy_scalars=orjson is not None),
             }
+        if k_explain is not None:  # rescored hits only, in the response's order
+            rows = np.asarray([i for i in res.order.tolist() if res.rescored[i]], np.int64)
+            why = explain_rows(lv.rescorer, parsed.X, rows, k_explain)
+            if es_form:
+                info["explanations"] = [{"_id": parsed.ids[i], **_one(w)} for i, w in zip(rows.tolist(), why, strict=True)]
+            else:
+                by_row = dict(zip(rows.tolist(), why, strict=True))
+                for hit, i in zip(out["hits"], res.order.tolist(), strict=True):
+                    hit["explanation"] = by_row.get(i)
         payload = dumps(out)
         t_end = time.perf_counter()
         return Response(
@@ -564,7 +576,13 @@ class Service:
             raise ApiError(
                 422, f"the model's score for row {bad[0]} is not finite ({scores[bad[0]]!r})"
             )
-        payload = dumps({"model": lv.model, "version": lv.version, "scores": scores.tolist()})
+        doc: dict[str, Any] = {"model": lv.model, "version": lv.version, "scores": scores.tolist()}
+        k_explain = explain_k(request.query_params)
+        if k_explain is not None:
+            doc["explanations"] = await asyncio.to_thread(
+                explain_rows, lv.rescorer, X, np.arange(X.shape[0]), k_explain
+            )
+        payload = dumps(doc)
         return Response(
             payload,
             200,
@@ -579,6 +597,11 @@ class Service:
                 "X-Model-Version": str(lv.version),
             },
         )
+
+
+def _one(why: Any) -> dict[str, Any]:
+    """An explanation as an object (several outputs: under "outputs")."""
+    return why if isinstance(why, dict) else {"outputs": why}
 
 
 def _params_view(params: Any, rescorer: Any) -> dict[str, Any]:
