@@ -683,8 +683,10 @@ def create_app(
         what = "method not allowed" if status == 405 else "not found"
         return _error(status, f"{what}: {request.method} {request.url.path} (see /docs)")
 
+    from .ltr_api import ltr_routes  # the o19s plugin's _ltr paths over the same store
+
     app = Starlette(
-        routes=svc.routes(),
+        routes=[*svc.routes(), *ltr_routes(svc)],
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: not_found},
     )

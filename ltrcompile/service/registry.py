@@ -285,6 +285,20 @@ class Registry:
             self.store.delete_version(name, version)
             self._loaded.pop((name, version), None)
 
+    def resident(self) -> list[LoadedVersion]:
+        """Every version held in memory (the active ones and any loaded by ``?version=``)."""
+        with self._lock:
+            return list(self._loaded.values())
+
+    def evict_inactive(self) -> int:
+        """Drop the loaded versions that are not active (they load again on demand); how many."""
+        with self._lock:
+            keep = {(lv.model, lv.version) for lv in self._active.values()}
+            gone = [k for k in self._loaded if k not in keep]
+            for k in gone:
+                del self._loaded[k]
+            return len(gone)
+
     def _gauge(self, name: str, version: int) -> None:
         if self.metrics is not None:
             self.metrics.active_version.labels(name).set(version)
