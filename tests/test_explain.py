@@ -240,7 +240,7 @@ def _sk_models():
 
 @pytest.mark.parametrize("model", _sk_models(), ids=lambda m: type(m).__name__)
 def test_sklearn_against_shap(tmp_path, model):
-    shap = pytest.importorskip("shap")
+    shap = pytest.importorskip("shap", reason="optional reference: pip install shap (not in the test extra)")
     joblib = pytest.importorskip("joblib")
     X, y = _rows(seed=2, nan=0.0)
     if "Classifier" in type(model).__name__:
@@ -257,6 +257,24 @@ def test_sklearn_against_shap(tmp_path, model):
     else:
         ref = np.column_stack([sv, np.full(X.shape[0], ev[0])])
     _check(ens, X, ref)
+
+
+@pytest.mark.parametrize("model", _sk_models(), ids=lambda m: type(m).__name__)
+def test_sklearn_against_brute_force(tmp_path, model):
+    """Always runs (shap is not a test dependency: its numba needs llvmlite >= 0.45, which breaks the
+    lleaves peer in the bench extra): the reloaded pickle against the independent brute force."""
+    joblib = pytest.importorskip("joblib")
+    X, y = _rows(seed=2, nan=0.0)
+    if "Classifier" in type(model).__name__:
+        y = np.digitize(y, np.quantile(y, [0.5] if "Gradient" in type(model).__name__ else [0.33, 0.66]))
+    model.fit(X, y)
+    p = tmp_path / "m.joblib"
+    joblib.dump(model, p)
+    ens = ltrcompile.load_model(str(p), format="sklearn-pickle")
+    rows = X[::50][:6]
+    ours = ens.predict_contrib(rows).reshape(len(rows), ens.n_outputs, ens.n_features + 1)
+    for i, x in enumerate(rows):
+        np.testing.assert_allclose(ours[i], brute_force_shap(ens, x), rtol=0, atol=1e-9)
 
 
 # ------------------------------------------------------------------ formats without covers
@@ -312,6 +330,8 @@ def brute_force_shap(ens: Ensemble, x: np.ndarray) -> np.ndarray:
             for S in itertools.combinations(others, r):
                 phi[:, j] += w * (vals[tuple(sorted(S + (j,)))] - vals[S])
     phi[:, F] = vals[()] + ens.base_score
+    if ens.average_denominator is not None and ens.average_raw:  # raw = (trees + base) / denominator
+        phi /= ens.average_denominator
     return phi
 
 
