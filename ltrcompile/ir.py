@@ -21,11 +21,14 @@ import json
 import math
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import IRValidationError, ModelFormatError
+
+if TYPE_CHECKING:
+    from .network import Network
 
 IR_FORMAT = "ltrcompile-ir"
 IR_VERSION = 1
@@ -121,6 +124,9 @@ class TreeArrays:
     leaf_id: np.ndarray
     cat_sets: dict[int, np.ndarray] = field(default_factory=dict)
     linear: dict[int, tuple[float, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # per-node cover (training weight reaching the node) as the source's own TreeSHAP reads it;
+    # None when the format carries none (see docs/ir.md, ``cover``)
+    cover: np.ndarray | None = None
 
     @classmethod
     def empty(
@@ -195,6 +201,7 @@ class TreeArrays:
             leaf_id=sub(self.leaf_id),
             cat_sets={int(remap[k]): v for k, v in self.cat_sets.items() if seen[k]},
             linear={int(remap[k]): v for k, v in self.linear.items() if seen[k]},
+            cover=None if self.cover is None else sub(self.cover),
         )
 
 
@@ -253,6 +260,11 @@ class Ensemble:
     normalizers: list[dict[str, Any]] | None = None
     feature_categories: dict[int, list[Any]] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    # per-node cover (float64, n_nodes): the weights path-dependent TreeSHAP splits by; None when
+    # the source format carries none (RankLib, Elasticsearch, XGBoost dumps without stats)
+    cover: np.ndarray | None = None
+    # a dense network (RankLib RankNet/ListNet) computing the raw outputs instead of trees
+    network: Network | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -373,6 +385,10 @@ class Ensemble:
                 leaf_linear_const=lc,
                 leaf_linear_feature=np.concatenate(feats) if feats else np.zeros(0, np.int32),
                 leaf_linear_coeff=np.concatenate(coefs) if coefs else np.zeros(0, np.float64),
+            )
+        if trees and all(t.cover is not None for t in trees):
+            model.setdefault(
+                "cover", np.concatenate([np.asarray(t.cover, np.float64).reshape(-1) for t in trees])
             )
         n_trees = len(trees)
         ens = cls(
@@ -504,6 +520,8 @@ class Ensemble:
             raise IRValidationError("input_zero_band must be >= 0", field="input_zero_band")
         if not isinstance(self.infinite_as_missing, bool):
             raise IRValidationError("infinite_as_missing must be a bool", field="infinite_as_missing")
+        if self.network is not None:
+            self._validate_network()
         if not np.all(np.isfinite(self.tree_weight)):
             raise IRValidationError("tree weights must be finite", field="tree_weight")
         if t_count:
@@ -525,6 +543,17 @@ class Ensemble:
                     )
         self._validate_nodes()
         self._validate_linear()
+        self._validate_cover()
+
+    def _validate_cover(self) -> None:
+        c = self.cover
+        if c is None:
+            return
+        if not isinstance(c, np.ndarray) or c.shape != (self.n_nodes,):
+            raise IRValidationError(f"cover must be a 1-D array of length {self.n_nodes}", field="cover")
+        bad = np.flatnonzero(~np.isfinite(c) | (c < 0))
+        if bad.size:
+            raise self._fail(f"cover {c[bad[0]]!r} is not a finite value >= 0", bad[0], "cover")
 
     def _fail(self, msg: str, node: int, field: str) -> IRValidationError:
         tree = int(np.searchsorted(self.tree_offset, node, side="right") - 1)
@@ -603,6 +632,15 @@ class Ensemble:
         if bad.size:
             raise self._fail("leaf value is not finite", bad[0], "leaf_value")
 
+    def _validate_network(self) -> None:
+        """A network computes the raw outputs alone: no trees, linear terms, base score or mean."""
+        assert self.network is not None
+        if self.n_trees or self.linear_feature.size or self.has_linear_leaves:
+            raise IRValidationError("a network cannot be combined with trees or linear terms", field="network")
+        if np.any(self.base_score != 0.0) or self.average_denominator is not None:
+            raise IRValidationError("a network model has no base score and no averaging", field="network")
+        self.network.validate(self.n_features, self.n_outputs)
+
     def _validate_linear(self) -> None:
         k = self.linear_feature.size
         if self.linear_output.shape != (k,) or self.linear_weight.shape != (k,):
@@ -649,6 +687,12 @@ class Ensemble:
         from .backends.interpreter import predict_leaf
 
         return predict_leaf(self, X)
+
+    def predict_contrib(self, X: Any) -> np.ndarray:
+        """Exact path-dependent TreeSHAP contributions (see :mod:`ltrcompile.explain`)."""
+        from .explain import predict_contrib
+
+        return predict_contrib(self, X)
 
     # ------------------------------------------------------------------ serialization
     def to_dict(self) -> dict[str, Any]:
@@ -698,6 +742,10 @@ class Ensemble:
         }
         if self.infinite_as_missing:  # written only when set, so other models' digests are unchanged
             d["model"]["infinite_as_missing"] = True
+        if self.cover is not None:  # likewise: models without covers keep their digests
+            d["nodes"]["cover"] = _enc(self.cover)
+        if self.network is not None:  # likewise
+            d["network"] = self.network.to_dict()
         if self.has_linear_leaves:
             d["leaf_linear"] = {
                 "begin": _enc(self.leaf_linear_begin),
@@ -723,6 +771,7 @@ class Ensemble:
                 path=path,
                 field="version",
             )
+        _check_model_types(d.get("model"), path)
         try:
             m = d["model"]
             nodes = d["nodes"]
@@ -752,7 +801,13 @@ class Ensemble:
                     leaf_linear_feature=_dec(ll["feature"], np.int32),
                     leaf_linear_coeff=_dec(ll["coeff"], np.float64),
                 )
+            if "cover" in nodes:
+                kw["cover"] = _dec(nodes["cover"], np.float64)
             fc = m.get("feature_categories")
+            if d.get("network") is not None:
+                from .network import Network
+
+                kw["network"] = Network.from_dict(d["network"])
             ens = cls(
                 **kw,
                 n_features=int(m["n_features"]),
@@ -777,7 +832,7 @@ class Ensemble:
                 feature_categories=None if fc is None else {int(k): v for k, v in fc.items()},
                 provenance=dict(m.get("provenance") or {}),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: 2**64 in an int32 array
             if isinstance(exc, IRValidationError):
                 raise
             raise ModelFormatError(f"malformed IR document: {exc!r}", path=path) from exc
@@ -788,8 +843,10 @@ class Ensemble:
     def from_json(cls, text: str | bytes, *, path: str | None = None) -> Ensemble:
         try:
             d = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # JSONDecodeError, and an integer beyond Python's 4300 digits
             raise ModelFormatError(f"invalid JSON: {exc}", path=path) from exc
+        except RecursionError:
+            raise ModelFormatError("invalid JSON: nested too deeply", path=path) from None
         return cls.from_dict(d, path=path)
 
     def save(self, path: str) -> None:
@@ -809,6 +866,8 @@ class Ensemble:
         """Counts a human wants to see: trees, leaves, depth, features used, transform."""
         depths = self.tree_depths() if self.n_trees else np.zeros(0)
         used = np.unique(self.feature[self.left >= 0])
+        if self.network is not None:
+            used = np.unique(self.network.inputs)
         return {
             "trees": self.n_trees,
             "nodes": self.n_nodes,
@@ -823,11 +882,40 @@ class Ensemble:
             "input_cast": self.input_cast,
             "linear_terms": int(self.linear_feature.size),
             "linear_leaves": self.has_linear_leaves,
+            **({"network": self.network.shape} if self.network is not None else {}),
             "provenance": self.provenance,
         }
 
 
 # ---------------------------------------------------------------------- helpers
+_MODEL_TYPES: dict[str, tuple[type, ...]] = {
+    "feature_names": (list, type(None)),
+    "input_cast": (str,),
+    "int_input_cast": (str,),
+    "sparse_absent": (str,),
+    "categorical_rule": (str,),
+    "accumulate": (str,),
+    "transform": (str,),
+    "transform_params": (dict, type(None)),
+    "normalizers": (list, type(None)),
+    "feature_categories": (dict, type(None)),
+    "provenance": (dict, type(None)),
+}
+
+
+def _check_model_types(m: Any, path: str | None) -> None:
+    """The JSON types of the IR document's ``model`` fields, checked before anything uses them (a
+    list where a string belongs would otherwise fail later as an unhashable-type bug)."""
+    if not isinstance(m, dict):
+        raise ModelFormatError("'model' must be an object", path=path, field="model")
+    for key, types in _MODEL_TYPES.items():
+        if key in m and not isinstance(m[key], types):
+            raise ModelFormatError(f"has JSON type {type(m[key]).__name__}", path=path, field=f"model.{key}")
+    names = m.get("feature_names")
+    if names is not None and not all(isinstance(n, str) for n in names):
+        raise ModelFormatError("feature names must be strings", path=path, field="model.feature_names")
+
+
 def _vec(value: Any, n: int, dtype: Any, default: float) -> np.ndarray:
     if value is None:
         return np.full(n, default, dtype)

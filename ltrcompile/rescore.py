@@ -17,6 +17,10 @@ Elasticsearch's ``query`` rescorer does with an ``sltr`` rescore query:
   rank). Hits beyond the window can therefore rise above rescored hits whose new score is lower --
   Elasticsearch does exactly that (``QueryRescorer.combine``).
 
+Elasticsearch's native ``learning_to_rank`` rescorer (model score replaces the first-pass score,
+bounded-window shift, ``window_size >= from + size``) is :mod:`ltrcompile.ltr_rescore`, selected with
+``rescorer="learning_to_rank"``.
+
 Feature values: a missing feature takes the feature set's default (``None`` = missing, i.e. NaN,
 which the model handles with its own missing-value rule); then per-feature ``standard`` /
 ``min_max`` normalizers are applied in float32 arithmetic, as the ES LTR plugin's
@@ -82,15 +86,24 @@ class FeatureSet:
 
     ``normalizers`` uses the ES LTR plugin's shape: ``{name: {"standard": {"mean": m,
     "standard_deviation": s}}}`` or ``{name: {"min_max": {"minimum": a, "maximum": b}}}``.
+    ``queries`` keeps, per feature, the plugin's query definition -- ``{"template",
+    "template_language", "params"}`` (only the keys given) or ``None`` -- so that a feature set
+    stored through the plugin's ``_ltr`` API reads back as sent and exporters can build Elasticsearch
+    query extractors from it.
     """
 
     name: str
     features: tuple[str, ...]
     defaults: tuple[float | None, ...]
     normalizers: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)
+    queries: tuple[Mapping[str, Any] | None, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", {n: i for i, n in enumerate(self.features)})
+        if not self.queries:
+            object.__setattr__(self, "queries", (None,) * len(self.features))
+        elif len(self.queries) != len(self.features):
+            raise RescoreInputError("queries must hold one entry (or None) per feature")
 
     index: dict[str, int] = field(init=False, repr=False, compare=False)
 
@@ -117,6 +130,7 @@ class FeatureSet:
             raise RescoreInputError("'features' must be a non-empty list")
         names: list[str] = []
         defaults: list[float | None] = []
+        queries: list[dict[str, Any] | None] = []
         for i, f in enumerate(feats):
             if isinstance(f, str):
                 f = {"name": f}
@@ -139,6 +153,7 @@ class FeatureSet:
                 default = float(default)
             names.append(fname)
             defaults.append(default)
+            queries.append(_check_query(i, f))
         norms = d.get("feature_normalizers") or {}
         if not isinstance(norms, dict):
             raise RescoreInputError("'feature_normalizers' must be an object")
@@ -147,17 +162,43 @@ class FeatureSet:
             if fname not in names:
                 raise RescoreInputError(f"feature_normalizers names unknown feature {fname!r}")
             clean[fname] = _check_normalizer(fname, spec)
-        return cls(fs_name, tuple(names), tuple(defaults), clean)
+        return cls(fs_name, tuple(names), tuple(defaults), clean, tuple(queries))
 
     def to_dict(self) -> dict[str, Any]:
+        feats = []
+        for n, d, q in zip(self.features, self.defaults, self.queries, strict=True):
+            f: dict[str, Any] = {"name": n}
+            if d is not None:
+                f["default"] = d
+            if q:
+                f.update(q)
+            feats.append(f)
         return {
             "name": self.name,
-            "features": [
-                {"name": n} if d is None else {"name": n, "default": d}
-                for n, d in zip(self.features, self.defaults, strict=True)
-            ],
+            "features": feats,
             "feature_normalizers": {k: dict(v) for k, v in self.normalizers.items()},
         }
+
+
+def _check_query(i: int, f: dict[str, Any]) -> dict[str, Any] | None:
+    """The plugin's per-feature query definition, validated as its ``StoredFeature`` parser does."""
+    q: dict[str, Any] = {}
+    if "template" in f:
+        t = f["template"]
+        if not isinstance(t, dict | str):
+            raise RescoreInputError(f"features[{i}].template must be an object or a string")
+        q["template"] = t
+    if "template_language" in f:
+        lang = f["template_language"]
+        if not isinstance(lang, str) or not lang:
+            raise RescoreInputError(f"features[{i}].template_language must be a non-empty string")
+        q["template_language"] = lang
+    if "params" in f:
+        ps = f["params"]
+        if not isinstance(ps, list) or not all(isinstance(p, str) for p in ps):
+            raise RescoreInputError(f"features[{i}].params must be a list of parameter names")
+        q["params"] = list(ps)
+    return q or None
 
 
 def _check_normalizer(fname: str, spec: Any) -> dict[str, dict[str, float]]:
@@ -414,7 +455,8 @@ class HitParser:
         """
         if not isinstance(spec, dict) or set(spec) != {"dtype", "data"}:
             raise RescoreInputError('\'feature_matrix\' must be {"dtype": ..., "data": <base64>}')
-        dtype = {"float32": "<f4", "float64": "<f8"}.get(spec["dtype"])
+        kind = spec["dtype"]
+        dtype = {"float32": "<f4", "float64": "<f8"}.get(kind) if isinstance(kind, str) else None
         if dtype is None:
             raise RescoreInputError("feature_matrix.dtype must be 'float32' or 'float64'")
         if not isinstance(spec["data"], str):
@@ -623,6 +665,27 @@ class RescoreParams:
         return cls(w, weights[0], weights[1], mode.lower())
 
 
+def parse_params(d: Mapping[str, Any], max_window: int = MAX_WINDOW) -> Any:
+    """:class:`RescoreParams` (``rescorer=query``, the default) or, for
+    ``rescorer=learning_to_rank``, :class:`~ltrcompile.ltr_rescore.LtrRescoreParams`."""
+    kind = d.get("rescorer", "query")
+    if kind == "learning_to_rank":
+        from .ltr_rescore import LtrRescoreParams
+
+        return LtrRescoreParams.parse(d, max_window)
+    if kind != "query":
+        raise RescoreInputError(f"rescorer must be query or learning_to_rank; got {kind!r}")
+    wrong = sorted(k for k in ("from", "size") if d.get(k) is not None)
+    if wrong:
+        raise RescoreInputError(
+            f"{', '.join(wrong)} apply to the learning_to_rank rescorer only (the query rescorer "
+            "does not check the window against from + size)"
+        )
+    return RescoreParams.parse(
+        {k: v for k, v in d.items() if k not in ("rescorer", "from", "size")}, max_window
+    )
+
+
 @dataclass
 class RescoreResult:
     """Final order (indices into the input hits) and per-input-hit float32 scores."""
@@ -711,8 +774,11 @@ class Rescorer:
         columns: np.ndarray | None = None,
         missing_value: float = math.nan,
         max_window: int = MAX_WINDOW,
+        ensemble: Any = None,
     ) -> None:
         self.scorer = scorer
+        self.ensemble = ensemble  # the IR the scorer runs: needed for the learning_to_rank shift
+        self._ltr_shift: float | None = None
         self.feature_set = feature_set
         self.columns = columns
         self.parser = HitParser(feature_set, missing_value)
@@ -728,7 +794,21 @@ class Rescorer:
                 f"the model has {ens.n_outputs} outputs; rescoring needs one score per hit"
             )
         cols, _ = bind_columns(ens.feature_names, ens.n_features, feature_set, binding)
-        return cls(scorer, feature_set, columns=cols)
+        return cls(scorer, feature_set, columns=cols, ensemble=ens)
+
+    @property
+    def ltr_shift(self) -> float:
+        """Elasticsearch's bounded-window shift of this model (``learning_to_rank`` rescorer)."""
+        if self._ltr_shift is None:
+            if self.ensemble is None:
+                raise RescoreInputError(
+                    "the learning_to_rank rescorer needs the model's IR (Rescorer(..., ensemble=)) "
+                    "to compute Elasticsearch's bounded-window score shift"
+                )
+            from .ltr_rescore import bounded_window_shift
+
+            self._ltr_shift = bounded_window_shift(self.ensemble)
+        return self._ltr_shift
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Model scores (float64) for a feature-set-ordered matrix (defaults/normalizers applied)."""
@@ -745,7 +825,8 @@ class Rescorer:
         X = self.parser.matrix(features, lambda i: f"features[{i}]")
         return self.predict(X)
 
-    def rescore_hits(self, hits: Hits, params: RescoreParams) -> RescoreResult:
+    def rescore_hits(self, hits: Hits, params: Any) -> RescoreResult:
+        """Rescore with ``params`` (:func:`parse_params`): the query or learning_to_rank rescorer."""
         if hits.scores is None:
             raise RescoreInputError("rescoring needs first-pass scores")
         if params.window_size > self.max_window:
@@ -753,6 +834,11 @@ class Rescorer:
                 f"window_size {params.window_size} is larger than the maximum {self.max_window}"
             )
         win = window_of(hits.scores, params.window_size)
+        if getattr(params, "rescorer", "query") == "learning_to_rank":
+            from .ltr_rescore import ltr_rescore
+
+            shift = self.ltr_shift
+            return ltr_rescore(hits.scores, self.predict(hits.X[win]), win, shift)
         model = self.predict(hits.X[win])
         with np.errstate(over="ignore", invalid="ignore"):
             m32 = model.astype(_F32)
@@ -767,23 +853,32 @@ class Rescorer:
     def rescore(
         self,
         hits: Sequence[Mapping[str, Any]],
-        window_size: int = DEFAULT_WINDOW,
-        query_weight: float = 1.0,
-        rescore_query_weight: float = 1.0,
-        score_mode: str = "total",
+        window_size: int | None = None,
+        query_weight: float | None = None,
+        rescore_query_weight: float | None = None,
+        score_mode: str | None = None,
+        *,
+        rescorer: str = "query",
+        from_: int | None = None,
+        size: int | None = None,
     ) -> list[dict[str, Any]]:
         """Re-rank native hits ``[{"id", "score", "features"}]``; returns them in the new order.
 
+        ``rescorer="query"`` (default; ``window_size`` defaults to 10) or ``"learning_to_rank"``
+        (``window_size`` required, ``>= from_ + size``; see :mod:`ltrcompile.ltr_rescore`).
         Each returned hit is ``{"id", "score" (final, float32), "first_pass_score",
         "model_score" (None outside the window), "rescored"}``.
         """
-        params = RescoreParams.parse(
-            {
-                "window_size": window_size,
-                "query_weight": query_weight,
-                "rescore_query_weight": rescore_query_weight,
-                "score_mode": score_mode,
-            },
+        given = {
+            "window_size": window_size,
+            "query_weight": query_weight,
+            "rescore_query_weight": rescore_query_weight,
+            "score_mode": score_mode,
+            "from": from_,
+            "size": size,
+        }
+        params = parse_params(
+            {"rescorer": rescorer, **{k: v for k, v in given.items() if v is not None}},
             self.max_window,
         )
         parsed = self.parser.native(list(hits), need_scores=True)

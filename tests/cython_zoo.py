@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from hypothesis import strategies as st
 
 from ltrcompile.edgecases import edge_rows
 from ltrcompile.ir import LIGHTGBM_ZERO_BAND, Ensemble, Missing, Op, TreeArrays
@@ -295,3 +296,58 @@ def transform_model(name: str, seed: int = 3) -> Ensemble:
     k = kw.pop("n_outputs", max(1, t.min_outputs))
     params = kw.pop("transform_params", {p: 0.5 for p in t.params})
     return ensemble(seed, n_trees=k * 3, n_outputs=k, transform=name, transform_params=params, **kw)
+
+
+@st.composite
+def models(draw: Any) -> tuple[int, dict[str, Any], str]:
+    """Hypothesis: (seed, :func:`ensemble` kwargs, strategy) covering every model-level semantic."""
+    from ltrcompile.backends.cython.codegen import STRATEGIES
+    from ltrcompile.transforms import TRANSFORMS
+
+    n_outputs = draw(st.sampled_from([1, 1, 1, 2, 3]))
+    vector = n_outputs > 1 and draw(st.booleans())
+    names = [n for n, t in TRANSFORMS.items() if t.min_outputs <= n_outputs and (t.max_outputs or 99) >= n_outputs]
+    transform = draw(st.sampled_from(sorted(names)))
+    params = {p: draw(st.sampled_from([0.5, 1.0, 2.5])) for p in TRANSFORMS[transform].params}
+    bags = draw(st.sampled_from([1, 1, 2]))
+    linear_terms = bags == 1 and draw(st.booleans())
+    n_features = draw(st.integers(1, 6))
+    cat_features = tuple(range(0, n_features, 2)) if n_features > 1 and draw(st.booleans()) else ()
+    tree_kw = dict(
+        depth=draw(st.integers(0, 6)),
+        ops=tuple(draw(st.lists(st.sampled_from([Op.LT, Op.LE]), min_size=1, max_size=2, unique=True))),
+        missing=tuple(draw(st.lists(st.sampled_from(list(Missing)), min_size=1, max_size=4, unique=True))),
+        cat_prob=0.4 if cat_features else 0.0,
+        cat_features=cat_features,
+        big_codes=draw(st.booleans()),
+        float32_thresholds=draw(st.booleans()),
+        linear_leaves=not vector and draw(st.booleans()),
+        split_prob=draw(st.sampled_from([0.6, 0.9])),
+    )
+    kw = dict(
+        n_trees=draw(st.integers(0, 8)) * (1 if vector else n_outputs) or 0,
+        n_features=n_features,
+        n_outputs=n_outputs,
+        vector_leaves=vector,
+        tree_kw=tree_kw,
+        weights=draw(st.booleans()),
+        bags=bags,
+        transform=transform,
+        transform_params=params,
+        input_cast=draw(st.sampled_from(["float32", "float64"])),
+        accumulate=draw(st.sampled_from(["float32", "float32_fused", "float64", "float64_kahan"])),
+        input_zero_band=draw(st.sampled_from([0.0, LIGHTGBM_ZERO_BAND, 0.3])),
+        categorical_rule=draw(st.sampled_from(["xgboost", "lightgbm", "sklearn"])),
+        infinite_as_missing=draw(st.booleans()),
+    )
+    if bags > 1:
+        kw["n_trees"] = max(kw["n_trees"], bags)
+        kw["average_denominator"] = float(bags)
+        kw["average_raw"] = draw(st.booleans())
+    if linear_terms:
+        k = draw(st.integers(1, 3))
+        kw["linear_output"] = np.array([draw(st.integers(0, n_outputs - 1)) for _ in range(k)], np.int32)
+        kw["linear_feature"] = np.array([draw(st.integers(0, n_features - 1)) for _ in range(k)], np.int32)
+        kw["linear_weight"] = np.array([draw(st.sampled_from([0.5, -1.25, 3.0, 1e-3])) for _ in range(k)])
+        kw["linear_skip_missing"] = draw(st.booleans())
+    return draw(st.integers(0, 2**31)), kw, draw(st.sampled_from(STRATEGIES))

@@ -210,8 +210,11 @@ def test_score_ranklib_matches_ranklib_score_file(name, tmp_path):
 
 
 @needs_ranklib
-def test_ranklib_neural_network_is_unsupported_exit_3():
-    assert_one_line_error(run("inspect", RANKLIB / "ranknet.model.txt"), 3, "ranknet.model.txt")
+def test_inspect_ranklib_neural_network():
+    p = run("inspect", RANKLIB / "ranknet.model.txt", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["format"] == "ranklib" and d["network"] == [300, 10, 1] and d["trees"] == 0
 
 
 # --------------------------------------------------------------------------- score

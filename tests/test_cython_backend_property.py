@@ -11,68 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import assert_bit_equal, require_c_compiler
-from cython_zoo import ensemble, rows_for
+from cython_zoo import ensemble, models, rows_for
 from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
 
-from ltrcompile.backends.cython import STRATEGIES
 from ltrcompile.backends.cython import compile as cy_compile
-from ltrcompile.ir import LIGHTGBM_ZERO_BAND, Missing, Op
-from ltrcompile.transforms import TRANSFORMS
+from ltrcompile.ir import Missing, Op
 
 require_c_compiler()
 pytestmark = pytest.mark.usefixtures("private_build_cache")
-
-
-@st.composite
-def models(draw):
-    n_outputs = draw(st.sampled_from([1, 1, 1, 2, 3]))
-    vector = n_outputs > 1 and draw(st.booleans())
-    names = [n for n, t in TRANSFORMS.items() if t.min_outputs <= n_outputs and (t.max_outputs or 99) >= n_outputs]
-    transform = draw(st.sampled_from(sorted(names)))
-    params = {p: draw(st.sampled_from([0.5, 1.0, 2.5])) for p in TRANSFORMS[transform].params}
-    bags = draw(st.sampled_from([1, 1, 2]))
-    linear_terms = bags == 1 and draw(st.booleans())
-    n_features = draw(st.integers(1, 6))
-    cat_features = tuple(range(0, n_features, 2)) if n_features > 1 and draw(st.booleans()) else ()
-    tree_kw = dict(
-        depth=draw(st.integers(0, 6)),
-        ops=tuple(draw(st.lists(st.sampled_from([Op.LT, Op.LE]), min_size=1, max_size=2, unique=True))),
-        missing=tuple(draw(st.lists(st.sampled_from(list(Missing)), min_size=1, max_size=4, unique=True))),
-        cat_prob=0.4 if cat_features else 0.0,
-        cat_features=cat_features,
-        big_codes=draw(st.booleans()),
-        float32_thresholds=draw(st.booleans()),
-        linear_leaves=not vector and draw(st.booleans()),
-        split_prob=draw(st.sampled_from([0.6, 0.9])),
-    )
-    kw = dict(
-        n_trees=draw(st.integers(0, 8)) * (1 if vector else n_outputs) or 0,
-        n_features=n_features,
-        n_outputs=n_outputs,
-        vector_leaves=vector,
-        tree_kw=tree_kw,
-        weights=draw(st.booleans()),
-        bags=bags,
-        transform=transform,
-        transform_params=params,
-        input_cast=draw(st.sampled_from(["float32", "float64"])),
-        accumulate=draw(st.sampled_from(["float32", "float32_fused", "float64", "float64_kahan"])),
-        input_zero_band=draw(st.sampled_from([0.0, LIGHTGBM_ZERO_BAND, 0.3])),
-        categorical_rule=draw(st.sampled_from(["xgboost", "lightgbm", "sklearn"])),
-        infinite_as_missing=draw(st.booleans()),
-    )
-    if bags > 1:
-        kw["n_trees"] = max(kw["n_trees"], bags)
-        kw["average_denominator"] = float(bags)
-        kw["average_raw"] = draw(st.booleans())
-    if linear_terms:
-        k = draw(st.integers(1, 3))
-        kw["linear_output"] = np.array([draw(st.integers(0, n_outputs - 1)) for _ in range(k)], np.int32)
-        kw["linear_feature"] = np.array([draw(st.integers(0, n_features - 1)) for _ in range(k)], np.int32)
-        kw["linear_weight"] = np.array([draw(st.sampled_from([0.5, -1.25, 3.0, 1e-3])) for _ in range(k)])
-        kw["linear_skip_missing"] = draw(st.booleans())
-    return draw(st.integers(0, 2**31)), kw, draw(st.sampled_from(STRATEGIES))
 
 
 #: found by this test in CI: gcc 12.2's vectorizer dropped the float rounding between the fused

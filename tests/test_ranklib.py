@@ -100,9 +100,9 @@ def test_nan_reads_as_zero(letor):
 def test_format_detection_and_neural_nets(tmp_path):
     assert detect_format(str(DATA / "lambdamart.model.txt")) == "ranklib"
     assert detect_format(str(DATA / "rankboost.model.txt")) == "ranklib"
-    for name in ("ranknet", "listnet"):
-        with pytest.raises(UnsupportedModelError, match="neural network"):
-            load_model(DATA / f"{name}.model.txt")
+    for name in ("ranknet", "listnet"):  # dense networks: tests/test_ranklib_network.py
+        assert detect_format(str(DATA / f"{name}.model.txt")) == "ranklib"
+        assert load_model(DATA / f"{name}.model.txt").network is not None
     p = tmp_path / "m.txt"
     p.write_text("## Some Other Ranker\n1:2\n")
     with pytest.raises(FormatDetectionError):

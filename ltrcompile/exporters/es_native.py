@@ -54,6 +54,8 @@ def export(
         raise ValueError(f"what must be 'put_body' or 'definition'; got {what!r}")
     names = _names(ens, feature_names)
     ex = Exactness("Elasticsearch", exact)
+    if ens.network is not None:
+        raise ex.refuse("a neural network (Elasticsearch's trained models here are tree ensembles)", field="network")
     if ens.n_trees == 0:
         raise ex.refuse("a model without trees (linear models have no trained-model form)", field="linear_feature")
     check_plain_trees(ens, ex)

@@ -61,6 +61,8 @@ def export(
     ex = Exactness("the o19s LTR plugin", exact)
     if model_type == "auto":
         model_type = _auto_type(ens)
+    if ens.network is not None and model_type != "model/ranklib":
+        raise ex.refuse(f"a neural network as {model_type} (the plugin runs networks as model/ranklib)", field="network")
     if model_type == "model/ranklib":
         definition: Any = _ranklib_exporter.export(ens, exact=exact)
         dense = True
@@ -83,6 +85,8 @@ def export(
 
 
 def _auto_type(ens: Ensemble) -> str:
+    if ens.network is not None:
+        return "model/ranklib"
     if ens.n_trees == 0:
         return "model/linear" if ens.accumulate == "float32" else "model/ranklib"
     if ens.accumulate == "float32_fused":

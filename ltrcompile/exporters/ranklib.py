@@ -38,7 +38,8 @@ TRANSFORMS_OK = ("identity", "to_float32")
 
 def export(ens: Ensemble, *, exact: bool = True, ranker: str = "auto", **opts: Any) -> str:
     """The RankLib model text for ``ens``. ``ranker``: ``auto`` or one of ``lambdamart``,
-    ``random_forests``, ``rankboost``, ``coordinate_ascent``, ``linear_regression``."""
+    ``random_forests``, ``rankboost``, ``coordinate_ascent``, ``linear_regression`` (trees and
+    linear models); ``ranknet``, ``lambdarank``, ``listnet`` (dense networks)."""
     if opts:
         raise TypeError(f"unknown ranklib export option(s) {sorted(opts)}")
     ex = Exactness("RankLib", exact)
@@ -46,6 +47,12 @@ def export(ens: Ensemble, *, exact: bool = True, ranker: str = "auto", **opts: A
         raise ex.refuse("feature normalizers (RankLib stores no normalisation in its model files)", field="normalizers")
     if ens.transform not in TRANSFORMS_OK:
         ex.need(False, f"output transform {ens.transform!r} (RankLib scores are raw margins; the margin is exported)", field="transform")
+    if ens.network is not None:  # RankNet / LambdaRank / ListNet
+        from ._ranklib_network import export_network
+
+        text = export_network(ens, ex, ranker)
+        ex.finish()
+        return text
     if ens.n_trees and ens.linear_feature.size:
         raise ex.refuse("trees combined with linear terms", field="linear_feature")
     if ens.n_trees == 0:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from .. import limits
 from ..errors import FormatDetectionError, LtrCompileError, ModelFormatError
 from ..ir import IR_FORMAT, Ensemble
 
@@ -106,6 +107,11 @@ def load_model(source: Any, format: str = "auto", **options: Any) -> Ensemble:
             raise
         except (OSError, UnicodeDecodeError) as exc:
             raise ModelFormatError(f"cannot read as {fmt}: {exc}", path=path) from exc
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = 0
+        limits.check_features(ens.n_features, size, path=path)
         ens.provenance.setdefault("format", fmt)
         ens.provenance.setdefault("source_file", os.path.basename(path))
         return ens

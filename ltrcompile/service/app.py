@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -36,11 +37,12 @@ from ..rescore import (
     MAX_WINDOW,
     FeatureSet,
     RescoreInputError,
-    RescoreParams,
     check_name,
     es_response_body,
     native_response_hits,
+    parse_params,
 )
+from .explain import explain_k, explain_rows
 from .jobs import FINISHED, JobLimits
 from .openapi import docs_html, openapi_spec
 from .registry import SYNC_INTERVAL_S, Registry
@@ -57,7 +59,15 @@ DEFAULT_MAX_BODY = 32 << 20  # rescore / score / feature-set requests
 DEFAULT_MAX_UPLOAD = 128 << 20  # model definitions
 DEFAULT_MAX_HITS = 10_000
 UPLOAD_WAIT_S = 900.0
-_RESCORE_PARAMS = ("window_size", "query_weight", "rescore_query_weight", "score_mode")
+_RESCORE_PARAMS = (
+    "window_size",
+    "query_weight",
+    "rescore_query_weight",
+    "score_mode",
+    "rescorer",
+    "from",
+    "size",
+)
 
 
 class ApiError(Exception):
@@ -490,18 +500,12 @@ class Service:
             )
         t_parse = time.perf_counter()
         res = lv.rescorer.rescore_hits(parsed, params)
+        k_explain = explain_k(request.query_params)
         t_score = time.perf_counter()
         model = lv.model
         self.metrics.scoring.labels(model, "rescore").observe(t_score - t_parse)
         self.metrics.hits.labels(model).inc(int(res.rescored.sum()))
-        info = {
-            "model": model,
-            "version": lv.version,
-            "window_size": params.window_size,
-            "query_weight": params.query_weight,
-            "rescore_query_weight": params.rescore_query_weight,
-            "score_mode": params.score_mode,
-        }
+        info = {"model": model, "version": lv.version, **_params_view(params, lv.rescorer)}
         if es_form:
             out = es_response_body(body, parsed, res, numpy_scalars=orjson is not None)
             out["_rescore"] = info
@@ -510,6 +514,15 @@ class Service:
                 **info,
                 "hits": native_response_hits(parsed, res, numpy_scalars=orjson is not None),
             }
+        if k_explain is not None:  # rescored hits only, in the response's order
+            rows = np.asarray([i for i in res.order.tolist() if res.rescored[i]], np.int64)
+            why = explain_rows(lv.rescorer, parsed.X, rows, k_explain)
+            if es_form:
+                info["explanations"] = [{"_id": parsed.ids[i], **_one(w)} for i, w in zip(rows.tolist(), why, strict=True)]
+            else:
+                by_row = dict(zip(rows.tolist(), why, strict=True))
+                for hit, i in zip(out["hits"], res.order.tolist(), strict=True):
+                    hit["explanation"] = by_row.get(i)
         payload = dumps(out)
         t_end = time.perf_counter()
         return Response(
@@ -527,7 +540,7 @@ class Service:
             },
         )
 
-    def _rescore_params(self, request: Request, body: dict[str, Any]) -> RescoreParams:
+    def _rescore_params(self, request: Request, body: dict[str, Any]) -> Any:
         q = request.query_params
         merged: dict[str, Any] = {}
         for key in _RESCORE_PARAMS:
@@ -542,7 +555,7 @@ class Service:
             raise ApiError(
                 400, "pass rescore parameters in the query string for an ES response body"
             )
-        return RescoreParams.parse(merged, self.max_window)
+        return parse_params(merged, self.max_window)
 
     def _check_hits(self, n: int) -> None:
         if n > self.max_hits:
@@ -584,7 +597,13 @@ class Service:
             raise ApiError(
                 422, f"the model's score for row {bad[0]} is not finite ({scores[bad[0]]!r})"
             )
-        payload = dumps({"model": lv.model, "version": lv.version, "scores": scores.tolist()})
+        doc: dict[str, Any] = {"model": lv.model, "version": lv.version, "scores": scores.tolist()}
+        k_explain = explain_k(request.query_params)
+        if k_explain is not None:
+            doc["explanations"] = await asyncio.to_thread(
+                explain_rows, lv.rescorer, X, np.arange(X.shape[0]), k_explain
+            )
+        payload = dumps(doc)
         return Response(
             payload,
             200,
@@ -599,6 +618,30 @@ class Service:
                 "X-Model-Version": str(lv.version),
             },
         )
+
+
+def _one(why: Any) -> dict[str, Any]:
+    """An explanation as an object (several outputs: under "outputs")."""
+    return why if isinstance(why, dict) else {"outputs": why}
+
+
+def _params_view(params: Any, rescorer: Any) -> dict[str, Any]:
+    """The rescore parameters echoed in a response (per rescorer)."""
+    if getattr(params, "rescorer", "query") == "learning_to_rank":
+        return {
+            "rescorer": "learning_to_rank",
+            "window_size": params.window_size,
+            "from": None if params.from_ < 0 else params.from_,
+            "size": None if params.size < 0 else params.size,
+            "score_shift": rescorer.ltr_shift,
+        }
+    return {
+        "rescorer": "query",
+        "window_size": params.window_size,
+        "query_weight": params.query_weight,
+        "rescore_query_weight": params.rescore_query_weight,
+        "score_mode": params.score_mode,
+    }
 
 
 def _timing(**parts: float) -> str:
@@ -680,8 +723,10 @@ def create_app(
         what = "method not allowed" if status == 405 else "not found"
         return _error(status, f"{what}: {request.method} {request.url.path} (see /docs)")
 
+    from .ltr_api import ltr_routes  # the o19s plugin's _ltr paths over the same store
+
     app = Starlette(
-        routes=svc.routes(),
+        routes=[*svc.routes(), *ltr_routes(svc)],
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: not_found},
     )

@@ -26,7 +26,7 @@ from .store import crash_point, write_json_atomic
 log = logging.getLogger("ltrcompile.service")
 
 #: Formats whose files can execute code when loaded (pickle/joblib): never accepted over HTTP.
-_CODE_FORMAT = re.compile(r"pickle|joblib|cloudpickle|compiled|native", re.I)
+_CODE_FORMAT = re.compile(r"pickle|joblib|cloudpickle|compiled|(?<!es-)native", re.I)
 #: File signatures of executables, pickles and archives: refused before any parsing.
 _BINARY_MAGIC = (
     (b"\x7fELF", "an ELF binary"),

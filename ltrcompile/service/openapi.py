@@ -58,8 +58,25 @@ _RESCORE_QUERY = [
         {"enum": ["total", "multiply", "avg", "max", "min"], "default": "total"},
         "how to combine the weighted scores (Elasticsearch QueryRescoreMode)",
     ),
+    _q(
+        "rescorer",
+        {"enum": ["query", "learning_to_rank"], "default": "query"},
+        "query: Elasticsearch's query rescorer with an sltr query; learning_to_rank: "
+        "Elasticsearch's native LTR rescorer (the model score replaces the first-pass score; "
+        "window_size required and >= from + size; bounded-window shift applied)",
+    ),
+    _q("from", {"type": "integer", "minimum": 0}, "learning_to_rank: the search's from"),
+    _q("size", {"type": "integer", "minimum": 0}, "learning_to_rank: the search's size"),
     _q("log_name", {"type": "string"}, "which fields._ltrlog entry holds the features (ES body)"),
 ]
+
+_EXPLAIN = _q(
+    "explain",
+    {"type": "string", "pattern": "^(true|false|[0-9]+)$"},
+    "true (top 10) or K (1..1000): per hit, the K features with the largest |TreeSHAP "
+    "contribution| (raw-margin space, with the bias); rescore: rescored hits only (native form: "
+    "hit.explanation; ES form: _rescore.explanations). 422 for models without node covers.",
+)
 
 
 @lru_cache(maxsize=1)
@@ -217,9 +234,11 @@ def openapi_spec() -> dict[str, Any]:
                     "fields._ltrlog; parameters then go in the query string). The top window_size "
                     "hits by first-pass score get combine(first*query_weight, "
                     "model*rescore_query_weight) in float32; the others first*query_weight; then "
-                    "everything is sorted by score, exactly as Elasticsearch's QueryRescorer."
+                    "everything is sorted by score, exactly as Elasticsearch's QueryRescorer. "
+                    "rescorer=learning_to_rank: the window's scores become (float)(model + "
+                    "shift), sorted; hits beyond the window follow, unchanged."
                 ),
-                "parameters": _RESCORE_QUERY,
+                "parameters": [*_RESCORE_QUERY, _EXPLAIN],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -237,7 +256,7 @@ def openapi_spec() -> dict[str, Any]:
             },
         },
         "/models/{name}/score": {
-            "parameters": [_NAME, _RESCORE_QUERY[0]],
+            "parameters": [_NAME, _RESCORE_QUERY[0], _EXPLAIN],
             "post": {
                 "summary": "plain model scores for a matrix of feature vectors",
                 "requestBody": {
@@ -403,6 +422,9 @@ def openapi_spec() -> dict[str, Any]:
                         "query_weight": {"type": "number", "default": 1.0},
                         "rescore_query_weight": {"type": "number", "default": 1.0},
                         "score_mode": {"enum": ["total", "multiply", "avg", "max", "min"]},
+                        "rescorer": {"enum": ["query", "learning_to_rank"]},
+                        "from": {"type": "integer", "minimum": 0},
+                        "size": {"type": "integer", "minimum": 0},
                     },
                 },
                 {

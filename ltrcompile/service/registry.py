@@ -173,20 +173,22 @@ class Registry:
                 return self._loaded[key]
             vdir = self.store.version_dir(name, version)
             meta = self.store.version_meta(name, version)
+            from ..ir import Ensemble
+
+            ens = Ensemble.load(str(vdir / "ir.json"))  # the learning_to_rank shift needs the IR
             try:
                 scorer = load_scorer(vdir / "compiled")
             except Exception as exc:
                 # e.g. the artifact was built for another Python: rebuild it (not persisted)
                 log.warning("recompiling %s version %s: %s", name, version, exc)
-                from ..ir import Ensemble
-
-                ens = Ensemble.load(str(vdir / "ir.json"))
                 rebuild = self.store.tmp / f"rebuild-{os.getpid()}-{name}-{version}"
                 scorer = compile_scorer(ens, rebuild)
                 verify_scorer(ens, scorer, str(vdir / meta["source_file"]))
             fs = FeatureSet.from_dict(meta["featureset"])
             cols = None if meta.get("columns") is None else np.asarray(meta["columns"], np.intp)
-            lv = LoadedVersion(name, version, meta, Rescorer(scorer, fs, columns=cols))
+            lv = LoadedVersion(
+                name, version, meta, Rescorer(scorer, fs, columns=cols, ensemble=ens)
+            )
             self._loaded[key] = lv
             return lv
 
@@ -243,6 +245,20 @@ class Registry:
                 )
             self.store.delete_version(name, version)
             self._loaded.pop((name, version), None)
+
+    def resident(self) -> list[LoadedVersion]:
+        """Every version held in memory (the active ones and any loaded by ``?version=``)."""
+        with self._lock:
+            return list(self._loaded.values())
+
+    def evict_inactive(self) -> int:
+        """Drop the loaded versions that are not active (they load again on demand); how many."""
+        with self._lock:
+            keep = {(lv.model, lv.version) for lv in self._active.values()}
+            gone = [k for k in self._loaded if k not in keep]
+            for k in gone:
+                del self._loaded[k]
+            return len(gone)
 
     def _gauge(self, name: str, version: int) -> None:
         if self.metrics is not None:

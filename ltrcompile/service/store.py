@@ -194,18 +194,34 @@ class ModelStore:
         shutil.rmtree(dest, ignore_errors=True)
 
     # ------------------------------------------------------------------ feature sets
-    def put_featureset(self, fs: FeatureSet) -> bool:
-        """Create or replace; True when it was created."""
+    def put_featureset(self, fs: FeatureSet, create_only: bool = False) -> bool:
+        """Create or replace (``create_only``: 409 if it exists); True when it was created.
+
+        Each write bumps the set's version (``_version`` in the file; 1 when created)."""
         with self.locked():
             path = self._fs_path(fs.name)
             created = not path.exists()
-            write_json_atomic(path, fs.to_dict())
+            if create_only and not created:
+                raise StoreError(f"feature set {fs.name!r} already exists", 409)
+            version = 1 if created else self.featureset_version(fs.name) + 1
+            write_json_atomic(path, {**fs.to_dict(), "_version": version})
             return created
+
+    def featureset_version(self, name: str) -> int:
+        """How many times the set was written since it was created (files without one: 1)."""
+        try:
+            v = _read_json(self._fs_path(name)).get("_version", 1)
+        except FileNotFoundError:
+            raise StoreError(f"no feature set {name!r}", 404) from None
+        return int(v) if isinstance(v, int) and v > 0 else 1
 
     def get_featureset(self, name: str) -> FeatureSet:
         path = self._fs_path(name)
         try:
-            return FeatureSet.from_dict(_read_json(path), name)
+            doc = _read_json(path)
+            if isinstance(doc, dict):
+                doc.pop("_version", None)
+            return FeatureSet.from_dict(doc, name)
         except FileNotFoundError:
             raise StoreError(f"no feature set {name!r}", 404) from None
         except (ValueError, RescoreInputError) as exc:

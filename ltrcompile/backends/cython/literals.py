@@ -1,4 +1,4 @@
-"""C literals that round-trip exactly, and float32 threshold rounding.
+"""C literals that round-trip exactly (float32 rounding itself is decided in :mod:`.lowering`).
 
 Every number reaches generated C as a C99 hexadecimal float (``float.hex()``), so the compiler reads
 back the exact bits; infinities become ``INFINITY`` and NaN ``NAN``. Model strings never reach
@@ -39,26 +39,6 @@ def c_float(v: float) -> str:
 
 def c_literal(v: float, ctype: str) -> str:
     return c_float(v) if ctype == "float" else c_double(v)
-
-
-def _round_f32(t: float, down: bool) -> float:
-    if math.isnan(t):
-        raise ValueError("NaN threshold")
-    with np.errstate(over="ignore"):
-        f = F32(t)
-    if (float(f) > t) if down else (float(f) < t):
-        f = np.nextafter(f, F32(-np.inf if down else np.inf))
-    return float(f)
-
-
-def round_down_f32(t: float) -> float:
-    """Largest float32 ``<= t``: for float32 ``v``, ``double(v) <= t`` iff ``v <= round_down_f32(t)``."""
-    return _round_f32(t, down=True)
-
-
-def round_up_f32(t: float) -> float:
-    """Smallest float32 ``>= t``: for float32 ``v``, ``double(v) < t`` iff ``v < round_up_f32(t)``."""
-    return _round_f32(t, down=False)
 
 
 def c_int_array(values: np.ndarray | list[int], per_line: int = 24) -> str:
