@@ -5,9 +5,9 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench bench-quick clean
+.PHONY: install demo test test-fast lint bench bench-quick clean fuzz fuzz-replay
 
-$(VENV)/.installed: pyproject.toml setup.py ltrcompile/_libm.pyx
+$(VENV)/.installed: pyproject.toml setup.py ltrcompile/_libm.pyx ltrcompile/backends/cython/_treeshap.pyx
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e ".[test,bench]"
@@ -36,3 +36,12 @@ bench-quick: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info ltrcompile/_libm.c ltrcompile/*.so .pytest_cache .hypothesis
+
+# Mutation fuzzer (ltrcompile/fuzz): FUZZ_CASES per target, each in a limited child; table on stdout.
+FUZZ_CASES ?= 10000
+FUZZ_JOBS ?= 2
+fuzz: install
+	$(PY) -m ltrcompile.fuzz run --cases $(FUZZ_CASES) --jobs $(FUZZ_JOBS) --json fuzz-results.json
+
+fuzz-replay: install
+	$(PY) -m ltrcompile.fuzz replay

@@ -40,7 +40,15 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         libraries=["m"],
         extra_compile_args=["-O2", "-fno-fast-math", "-ffp-contract=off"],
-    )
+    ),
+    # TreeSHAP contributions kernel (model-independent; tables built by backends/cython/contrib.py)
+    Extension(
+        "ltrcompile.backends.cython._treeshap",
+        ["ltrcompile/backends/cython/_treeshap.pyx"],
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=["-O2", "-fno-fast-math", "-ffp-contract=off"],
+    ),
 ]
 
 setup(

@@ -729,6 +729,21 @@ def inspect_model(ens: Any, notes: list[str]) -> dict[str, Any]:
     }
 
 
+def _importance(ens: Any, data: str | None, index_base: str) -> dict[str, Any]:
+    """Mean |TreeSHAP contribution| per feature on DATA's rows or on the model's edge rows."""
+    from .edgecases import edge_rows
+    from .explain import check_explainable
+    from .explain_report import contributions, global_importance
+
+    check_explainable(ens)
+    if data:
+        X, rows = _read_data(data, ens, index_base).X, f"{data}"
+    else:
+        X, rows = edge_rows(ens, max_rows=2000), "edge rows"
+    C = contributions(ens, X)
+    return {"rows": rows, "n_rows": int(C.shape[0]), "features": global_importance(ens, C)}
+
+
 def _format_inspect(model: str, d: dict[str, Any]) -> str:
     prov = d["provenance"]
     rows: list[tuple[str, str]] = [
@@ -751,6 +766,11 @@ def _format_inspect(model: str, d: dict[str, Any]) -> str:
             f"{t['name'] or 'f' + str(t['feature'])} ({t['splits']})" for t in d["top_features"][:8])))
     if d["missing_policies"]:
         rows.append(("missing", ", ".join(f"{k} x{v}" for k, v in d["missing_policies"].items())))
+    if d.get("importance"):
+        imp = d["importance"]
+        rows.append((f"importance ({imp['n_rows']} {imp['rows']})" if imp["rows"] == "edge rows" else "importance",
+                     ", ".join(f"{t['feature']} {t['mean_abs_contribution']:.4g}" for t in imp["features"][:10])
+                     + ("" if imp["rows"] == "edge rows" else f"  (mean |contribution| over {imp['n_rows']} rows of {imp['rows']})")))
     rows += [("unusual", u) for u in d["unusual"]]
     rows += [("note", n) for n in d["notes"]]
     rows.append(("digest", d["digest"]))
@@ -797,7 +817,17 @@ def load_artifact(path: str) -> tuple[Any, Any]:
     return ens, scorer
 
 
-def _write_scores(ds: Any, scores: np.ndarray, dest: str | None, out_format: str | None) -> tuple[str, int]:
+def _csv_field(name: str, sep: str) -> str:
+    """A header field: quoted (CSV rules) when a feature name holds the separator or a quote."""
+    if sep in name or '"' in name or "\n" in name:
+        return '"' + name.replace('"', '""') + '"'
+    return name
+
+
+def _write_scores(
+    ds: Any, scores: np.ndarray, dest: str | None, out_format: str | None,
+    contribs: tuple[list[str], np.ndarray] | None = None,
+) -> tuple[str, int]:
     n = scores.shape[0]
     S = scores.reshape(n, -1)
     cols = ["score"] if S.shape[1] == 1 else [f"score_{k}" for k in range(S.shape[1])]
@@ -824,6 +854,8 @@ def _write_scores(ds: Any, scores: np.ndarray, dest: str | None, out_format: str
                 r[c] = S[i, k]
             if ranks is not None:
                 r["rank"] = int(ranks[i])
+            if contribs is not None:
+                r["contrib"] = dict(zip(contribs[0], contribs[1][i].tolist(), strict=True))
             rows.append(r)
         doc: dict[str, Any] = {"data": ds.path, "rows": rows}
         if ranks is not None:
@@ -844,6 +876,8 @@ def _write_scores(ds: Any, scores: np.ndarray, dest: str | None, out_format: str
         header += cols
         if ranks is not None:
             header.append("rank")
+        if contribs is not None:
+            header += [_csv_field(c, sep) for c in contribs[0]]
         out_lines = [sep.join(header)]
         for i in range(n):
             f = [str(where[i])]
@@ -856,6 +890,8 @@ def _write_scores(ds: Any, scores: np.ndarray, dest: str | None, out_format: str
             f += [repr(float(v)) for v in S[i]]
             if ranks is not None:
                 f.append(str(int(ranks[i])))
+            if contribs is not None:
+                f += [repr(v) for v in contribs[1][i].tolist()]
             out_lines.append(sep.join(f))
         text = "\n".join(out_lines) + "\n"
     if dest is None or dest == "-":
@@ -1036,9 +1072,14 @@ cli.add_command(_make_compile_command("compile"))
 used, objective, transform and anything unusual.
 
 \b
+--importance adds global feature importance: the mean |TreeSHAP contribution|
+of every feature over the rows of --data (else over the model's own edge rows).
+
+\b
 Examples:
   ltrcompile inspect model.txt
   ltrcompile inspect model.json --json | jq .top_features
+  ltrcompile inspect model.txt --importance --data test.letor
 
 {EXIT_CODES_HELP}
 """,
@@ -1047,14 +1088,22 @@ Examples:
 @click.option("--format", "fmt", default="auto", show_default=True, help="Model format.")
 @click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (0: all).")
 @click.option("--feature-names", type=click.Path(dir_okay=False), help="File with one feature name per line.")
+@click.option("--importance", is_flag=True, help="Global importance: mean |contribution| per feature.")
+@click.option("--data", type=click.Path(dir_okay=False, path_type=str), help="Rows for --importance (default: edge rows).")
+@click.option("--index-base", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True, help="svmlight feature index base (--data).")
 @click.option("--json", "json_mode", is_flag=True, help="Machine-readable output.")
 @_common
 def inspect_command(
-    model: str, fmt: str, num_iteration: int | None, feature_names: str | None, json_mode: bool, debug: bool
+    model: str, fmt: str, num_iteration: int | None, feature_names: str | None, importance: bool,
+    data: str | None, index_base: str, json_mode: bool, debug: bool,
 ) -> int:
     console = Console(quiet=True, json_mode=json_mode)
+    if data and not importance:
+        raise CliError("--data only applies with --importance")
     ens, notes = load_for_cli(model, fmt=fmt, num_iteration=num_iteration, feature_names_file=feature_names)
     d = inspect_model(ens, notes)
+    if importance:
+        d["importance"] = _importance(ens, data, index_base)
     d["path"] = os.path.abspath(model)
     if json_mode:
         console.emit_json({"ok": True, "exit_code": 0, **d})
@@ -1078,6 +1127,7 @@ of every query.
 Examples:
   ltrcompile score build/ranker test.letor
   ltrcompile score model.txt test.letor -o scores.json
+  ltrcompile score model.txt test.letor --contrib -o why.csv
   ltrcompile score build/ranker rows.csv --raw-score -o scores.csv
 
 {EXIT_CODES_HELP}
@@ -1091,11 +1141,12 @@ Examples:
 @click.option("--format", "fmt", default="auto", show_default=True, help="Model format (model files only).")
 @click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (model files only; 0: all).")
 @click.option("--index-base", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True, help="svmlight feature index base.")
+@click.option("--contrib", is_flag=True, help="Also write per-feature TreeSHAP contributions (one column per feature, then bias; they sum to the raw score).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_common
 def score_command(
     target: str, data: str, output: str | None, output_format: str | None, raw_score: bool | None,
-    fmt: str, num_iteration: int | None, index_base: str, quiet: bool, debug: bool,
+    fmt: str, num_iteration: int | None, index_base: str, contrib: bool, quiet: bool, debug: bool,
 ) -> int:
     console = Console(quiet=quiet)
     if not os.path.exists(target):
@@ -1110,8 +1161,14 @@ def score_command(
             raise CliError(f"output {output}: directory {parent} does not exist or is not writable")
     t = time.perf_counter()
     scores = np.asarray(scorer.predict(ds.X, raw_score=raw_score))
+    contribs = None
+    if contrib:
+        from .explain_report import column_labels, contributions
+
+        C = contributions(ens, ds.X)
+        contribs = (column_labels(ens), C.reshape(C.shape[0], -1))
     dt = time.perf_counter() - t
-    dest, n = _write_scores(ds, scores, output, output_format)
+    dest, n = _write_scores(ds, scores, output, output_format, contribs)
     console.step(f"scored {n} rows of {data} with the {kind} scorer in {dt * 1e3:.1f} ms -> {dest}")
     return EXIT_OK
 

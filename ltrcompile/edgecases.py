@@ -58,10 +58,13 @@ def _threshold_neighbours(t: np.ndarray) -> np.ndarray:
 
 
 def feature_edge_values(ens: Ensemble) -> dict[int, np.ndarray]:
-    """Edge values per feature used by any split (numerical and categorical)."""
+    """Edge values per feature used by any split (numerical and categorical) or read by a network."""
     internal = ens.left >= 0
     out: dict[int, np.ndarray] = {}
-    for f in np.unique(ens.feature[internal]):
+    used = np.unique(ens.feature[internal])
+    if ens.network is not None:  # dense-network inputs: the special values
+        used = np.union1d(used, ens.network.inputs)
+    for f in used:
         nodes = np.flatnonzero(internal & (ens.feature == f))
         num = nodes[ens.categorical[nodes] == 0]
         cat = nodes[ens.categorical[nodes] != 0]

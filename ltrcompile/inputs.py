@@ -8,6 +8,7 @@ and ``input_zero_band`` LightGBM's dense-row rule that ``|x| <= 1e-35`` reads as
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -63,17 +64,54 @@ def _numeric(ens: Ensemble, M: np.ndarray) -> np.ndarray:
 
 
 def _from_sparse(ens: Ensemble, X: Any) -> np.ndarray:
-    csr = X.tocsr()
-    data = _numeric(ens, np.asarray(csr.data))
+    """Densify a scipy sparse matrix after checking it: the width first (before any allocation),
+    then ``indptr`` and the column indices, so a corrupt matrix is an error and never a silent
+    wrap-around (numpy would read column ``-1`` as the last one)."""
+    shape = getattr(X, "shape", None)
+    if not (isinstance(shape, tuple) and len(shape) == 2):
+        raise InputDataError(f"expected a 2-D sparse matrix; got shape {shape!r}")
+    n_rows, n_cols = (int(v) for v in shape)
+    if n_cols != ens.n_features:
+        raise InputDataError(f"the input has {n_cols} feature columns but the model expects {ens.n_features}")
+    try:
+        csr = X.tocsr()
+    except (ValueError, IndexError, TypeError, MemoryError, OverflowError) as exc:
+        raise InputDataError(f"cannot read the sparse matrix: {type(exc).__name__}: {exc}") from exc
+    indptr = np.asarray(csr.indptr)
+    indices = np.asarray(csr.indices)
+    raw = np.asarray(csr.data)
+    if indptr.ndim != 1 or indptr.shape[0] != n_rows + 1:
+        raise InputDataError(f"sparse indptr has shape {indptr.shape}; expected ({n_rows + 1},)")
+    if indices.ndim != 1 or raw.ndim != 1 or indices.dtype.kind not in "iu" or indptr.dtype.kind not in "iu":
+        raise InputDataError("sparse indices/indptr must be 1-D integer arrays and data 1-D")
+    nnz = indices.shape[0]
+    ip = indptr.astype(np.int64)
+    if n_rows + 1 > 0 and (ip[0] != 0 or ip[-1] != nnz or raw.shape[0] != nnz or np.any(np.diff(ip) < 0)):
+        raise InputDataError(
+            f"inconsistent sparse matrix: indptr must start at 0, never decrease and end at the number of "
+            f"stored entries ({nnz}; data has {raw.shape[0]}); got indptr[0]={ip[0]}, indptr[-1]={ip[-1]}"
+        )
+    if nnz:
+        idx = indices.astype(np.int64)
+        bad = np.flatnonzero((idx < 0) | (idx >= n_cols))
+        if bad.size:
+            row = int(np.searchsorted(ip, bad[0], side="right") - 1)
+            raise InputDataError(
+                f"sparse column index {int(idx[bad[0]])} in row {row} is outside [0, {n_cols})"
+            )
+    data = _numeric(ens, raw)
     fill = np.nan if ens.sparse_absent == "missing" else 0.0
-    out = np.full(csr.shape, fill, dtype=data.dtype if data.dtype.kind == "f" else np.float64)
-    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
-    out[rows, csr.indices] = data
+    out = np.full((n_rows, n_cols), fill, dtype=data.dtype if data.dtype.kind == "f" else np.float64)
+    rows = np.repeat(np.arange(n_rows), np.diff(ip))
+    out[rows, indices] = data
     return out
 
 
 def _from_dataframe(ens: Ensemble, df: Any) -> np.ndarray:
     cols = [str(c) for c in df.columns]
+    if len(set(cols)) != len(cols):
+        dups = sorted(c for c, k in Counter(cols).items() if k > 1)
+        raise InputDataError(f"the DataFrame has duplicate column names {dups[:10]}; each feature needs one column")
     if ens.feature_names is not None:
         names = ens.feature_names
         missing = [n for n in names if n not in cols]
@@ -98,6 +136,8 @@ def _from_dataframe(ens: Ensemble, df: Any) -> np.ndarray:
         s = df.iloc[:, src]
         if str(s.dtype) == "category":
             labels = (ens.feature_categories or {}).get(j)
+            if labels is not None and ens.categorical_rule == "xgboost":
+                _check_xgboost_categories(cols[src], s, labels)
             if labels is not None:
                 codes = s.cat.set_categories(labels).cat.codes.to_numpy()
             else:
@@ -122,6 +162,36 @@ def _from_dataframe(ens: Ensemble, df: Any) -> np.ndarray:
         if np.result_type(*dtypes, np.float32) == np.float32:
             return out.astype(np.float32)
     return out
+
+
+def _check_xgboost_categories(name: str, s: Any, labels: list[Any]) -> None:
+    """XGBoost (3.1+, models that store their categories) refuses a categorical column whose
+    categories differ in kind from the training ones (strings for integer categories or the reverse),
+    a floating-point category index, and any category of the column's dtype not seen in training --
+    even one no row uses. (It also refuses another integer width; the model file does not record the
+    width, so that one check is not reproduced.)"""
+    cats = s.cat.categories
+    kind = np.asarray(cats).dtype.kind if len(cats) else None
+    if kind == "f":
+        raise InputDataError(
+            f"column {name!r}: the category index has a floating-point dtype, which XGBoost refuses "
+            "(use strings or integers)"
+        )
+    if not labels or kind is None:
+        return
+    trained_numeric = all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in labels)
+    given_numeric = kind in "iub"
+    if trained_numeric != given_numeric:
+        raise InputDataError(
+            f"column {name!r}: the categories are {'integers' if given_numeric else 'strings'} but the model "
+            f"was trained with {'integer' if trained_numeric else 'string'} categories (XGBoost refuses this)"
+        )
+    known = set(labels)
+    unseen = [c for c in cats.tolist() if c not in known]
+    if unseen:
+        raise InputDataError(
+            f"column {name!r}: categories {unseen[:10]} were not in the training set (XGBoost refuses them)"
+        )
 
 
 def model_matrix(ens: Ensemble, X: Any) -> np.ndarray:

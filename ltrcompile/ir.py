@@ -214,6 +214,8 @@ class NodeField:
     ``fill``: the value of a fresh node (:meth:`TreeArrays.empty`). ``per_tree``: False for columns
     :meth:`Ensemble.from_trees` derives itself (category ranges into the global category table).
     ``index``: holds a tree-local node index that becomes global when trees are concatenated.
+    ``optional``: None when the source has no such data (written to JSON only when present, so
+    other models' digests are unchanged; kept by ``from_trees`` only when every tree has it).
     """
 
     name: str
@@ -222,6 +224,7 @@ class NodeField:
     doc: str
     per_tree: bool = True
     index: bool = False
+    optional: bool = False
 
 
 #: Every node column: the tree arrays, ``from_trees``, JSON (de)serialization and validation are
@@ -239,6 +242,10 @@ NODE_SCHEMA: tuple[NodeField, ...] = (
     NodeField("cat_end", np.int32, 0, "one past the last entry of the category set", per_tree=False),
     NodeField("cat_left", np.uint8, 0, "1: the category set goes left, 0: it goes right"),
     NodeField("leaf_id", np.int32, -1, "the source library's leaf identifier (-1 on internal nodes)"),
+    NodeField(
+        "cover", np.float64, 0.0, "training weight reaching the node, as the source's TreeSHAP reads it",
+        optional=True,
+    ),
 )
 NODE_FIELDS = tuple(f.name for f in NODE_SCHEMA)
 NODE_DTYPES: dict[str, Any] = {f.name: f.dtype for f in NODE_SCHEMA}
@@ -256,7 +263,7 @@ class _TreeArraysBase:
     def __post_init__(self) -> None:
         n = int(np.shape(self.leaf_value)[0])
         for f in TREE_FIELDS:
-            if getattr(self, f.name) is None:
+            if getattr(self, f.name) is None and not f.optional:
                 setattr(self, f.name, np.full(n, f.fill, f.dtype))
 
     @classmethod
@@ -302,7 +309,10 @@ class _TreeArraysBase:
         keep = np.flatnonzero(seen)
         remap = np.full(n, -1, np.int64)
         remap[keep] = np.arange(keep.size)
-        cols = {f.name: getattr(self, f.name)[keep].copy() for f in TREE_FIELDS}
+        cols = {
+            f.name: None if getattr(self, f.name) is None else np.asarray(getattr(self, f.name))[keep].copy()
+            for f in TREE_FIELDS
+        }
         for f in TREE_FIELDS:
             if f.index:
                 col = cols[f.name]
@@ -388,6 +398,9 @@ class Ensemble:
     normalizers: list[dict[str, Any]] | None = None
     feature_categories: dict[int, list[Any]] | None = None
     provenance: Provenance = field(default_factory=Provenance)
+    # per-node cover (float64, n_nodes): the weights path-dependent TreeSHAP splits by; None when
+    # the source format carries none (RankLib, Elasticsearch, XGBoost dumps without stats)
+    cover: np.ndarray | None = None
     # a dense network (RankLib RankNet/ListNet) computing the raw outputs instead of trees
     network: Network | None = None
 
@@ -420,6 +433,12 @@ class Ensemble:
 
         cols: dict[str, np.ndarray] = {}
         for f in TREE_FIELDS:
+            if f.optional:
+                if trees and all(getattr(t, f.name) is not None for t in trees) and f.name not in model:
+                    model[f.name] = np.concatenate(
+                        [np.asarray(getattr(t, f.name), f.dtype).reshape(-1) for t in trees]
+                    )
+                continue
             parts = [np.asarray(getattr(t, f.name), f.dtype) for t in trees]
             cols[f.name] = (np.concatenate(parts) if parts else np.zeros(0, f.dtype)).astype(f.dtype, copy=False)
         for i in range(len(trees)):
@@ -575,8 +594,11 @@ class Ensemble:
         if not isinstance(self.provenance, Provenance):  # a plain mapping assigned after construction
             self.provenance = Provenance.from_dict(self.provenance)
         n = self.n_nodes
-        for name in NODE_FIELDS:
+        for col in NODE_SCHEMA:
+            name = col.name
             arr = getattr(self, name)
+            if arr is None and col.optional:
+                continue
             if not isinstance(arr, np.ndarray) or arr.shape != (n,):
                 raise IRValidationError(f"node field must be a 1-D array of length {n}", field=name)
             if arr.dtype != NODE_DTYPES[name]:
@@ -660,6 +682,17 @@ class Ensemble:
                     )
         self._validate_nodes()
         self._validate_linear()
+        self._validate_cover()
+
+    def _validate_cover(self) -> None:
+        c = self.cover
+        if c is None:
+            return
+        if not isinstance(c, np.ndarray) or c.shape != (self.n_nodes,):
+            raise IRValidationError(f"cover must be a 1-D array of length {self.n_nodes}", field="cover")
+        bad = np.flatnonzero(~np.isfinite(c) | (c < 0))
+        if bad.size:
+            raise self._fail(f"cover {c[bad[0]]!r} is not a finite value >= 0", bad[0], "cover")
 
     def _fail(self, msg: str, node: int, field: str) -> IRValidationError:
         tree = int(np.searchsorted(self.tree_offset, node, side="right") - 1)
@@ -794,9 +827,16 @@ class Ensemble:
 
         return predict_leaf(self, X)
 
+    def predict_contrib(self, X: Any) -> np.ndarray:
+        """Exact path-dependent TreeSHAP contributions (see :mod:`ltrcompile.explain`)."""
+        from .explain import predict_contrib
+
+        return predict_contrib(self, X)
+
     # ------------------------------------------------------------------ serialization
     def to_dict(self) -> dict[str, Any]:
-        nodes = {name: _enc(getattr(self, name)) for name in NODE_FIELDS}
+        # optional columns are written only when present, so other models' digests are unchanged
+        nodes = {f.name: _enc(getattr(self, f.name)) for f in NODE_SCHEMA if getattr(self, f.name) is not None}
         nodes["leaf_value"] = _enc(self.leaf_value.ravel())
         d: dict[str, Any] = {
             "format": IR_FORMAT,
@@ -869,11 +909,14 @@ class Ensemble:
                 path=path,
                 field="version",
             )
+        _check_model_types(d.get("model"), path)
         try:
             m = d["model"]
             nodes = d["nodes"]
             leaf_dim = int(m["leaf_dim"])
-            kw: dict[str, Any] = {name: _dec(nodes[name], NODE_DTYPES[name]) for name in NODE_FIELDS}
+            kw: dict[str, Any] = {
+                f.name: _dec(nodes[f.name], f.dtype) for f in NODE_SCHEMA if not f.optional or f.name in nodes
+            }
             kw["leaf_value"] = _dec(nodes["leaf_value"], np.float64).reshape(-1, leaf_dim)
             kw["categories"] = _dec(d["categories"], np.int32)
             t = d["trees"]
@@ -927,7 +970,7 @@ class Ensemble:
                 feature_categories=None if fc is None else {int(k): v for k, v in fc.items()},
                 provenance=Provenance.from_dict(m.get("provenance")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: 2**64 in an int32 array
             if isinstance(exc, IRValidationError):
                 raise
             raise ModelFormatError(f"malformed IR document: {exc!r}", path=path) from exc
@@ -938,8 +981,10 @@ class Ensemble:
     def from_json(cls, text: str | bytes, *, path: str | None = None) -> Ensemble:
         try:
             d = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # JSONDecodeError, and an integer beyond Python's 4300 digits
             raise ModelFormatError(f"invalid JSON: {exc}", path=path) from exc
+        except RecursionError:
+            raise ModelFormatError("invalid JSON: nested too deeply", path=path) from None
         return cls.from_dict(d, path=path)
 
     def save(self, path: str) -> None:
@@ -970,6 +1015,8 @@ class Ensemble:
         """Counts a human wants to see: trees, leaves, depth, features used, transform."""
         depths = self.tree_depths() if self.n_trees else np.zeros(0)
         used = np.unique(self.feature[self.left >= 0])
+        if self.network is not None:
+            used = np.unique(self.network.inputs)
         return {
             "trees": self.n_trees,
             "nodes": self.n_nodes,
@@ -990,6 +1037,34 @@ class Ensemble:
 
 
 # ---------------------------------------------------------------------- helpers
+_MODEL_TYPES: dict[str, tuple[type, ...]] = {
+    "feature_names": (list, type(None)),
+    "input_cast": (str,),
+    "int_input_cast": (str,),
+    "sparse_absent": (str,),
+    "categorical_rule": (str,),
+    "accumulate": (str,),
+    "transform": (str,),
+    "transform_params": (dict, type(None)),
+    "normalizers": (list, type(None)),
+    "feature_categories": (dict, type(None)),
+    "provenance": (dict, type(None)),
+}
+
+
+def _check_model_types(m: Any, path: str | None) -> None:
+    """The JSON types of the IR document's ``model`` fields, checked before anything uses them (a
+    list where a string belongs would otherwise fail later as an unhashable-type bug)."""
+    if not isinstance(m, dict):
+        raise ModelFormatError("'model' must be an object", path=path, field="model")
+    for key, types in _MODEL_TYPES.items():
+        if key in m and not isinstance(m[key], types):
+            raise ModelFormatError(f"has JSON type {type(m[key]).__name__}", path=path, field=f"model.{key}")
+    names = m.get("feature_names")
+    if names is not None and not all(isinstance(n, str) for n in names):
+        raise ModelFormatError("feature names must be strings", path=path, field="model.feature_names")
+
+
 def _vec(value: Any, n: int, dtype: Any, default: float) -> np.ndarray:
     if value is None:
         return np.full(n, default, dtype)

@@ -117,6 +117,11 @@ def bounded_window_shift(ens: Any) -> float:
 
     if getattr(ens, "n_outputs", 1) != 1:
         raise RescoreInputError("the learning_to_rank rescorer needs a single-output model")
+    if getattr(ens, "network", None) is not None:
+        raise RescoreInputError(
+            "a neural network (RankNet/ListNet) has no Elasticsearch trained-model form: the "
+            "learning_to_rank rescorer's bounded-window shift is undefined for it"
+        )
     if ens.transform in _NON_NEGATIVE:
         return 0.0
     if ens.transform not in _MARGIN:

@@ -86,15 +86,24 @@ class FeatureSet:
 
     ``normalizers`` uses the ES LTR plugin's shape: ``{name: {"standard": {"mean": m,
     "standard_deviation": s}}}`` or ``{name: {"min_max": {"minimum": a, "maximum": b}}}``.
+    ``queries`` keeps, per feature, the plugin's query definition -- ``{"template",
+    "template_language", "params"}`` (only the keys given) or ``None`` -- so that a feature set
+    stored through the plugin's ``_ltr`` API reads back as sent and exporters can build Elasticsearch
+    query extractors from it.
     """
 
     name: str
     features: tuple[str, ...]
     defaults: tuple[float | None, ...]
     normalizers: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)
+    queries: tuple[Mapping[str, Any] | None, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", {n: i for i, n in enumerate(self.features)})
+        if not self.queries:
+            object.__setattr__(self, "queries", (None,) * len(self.features))
+        elif len(self.queries) != len(self.features):
+            raise RescoreInputError("queries must hold one entry (or None) per feature")
 
     index: dict[str, int] = field(init=False, repr=False, compare=False)
 
@@ -121,6 +130,7 @@ class FeatureSet:
             raise RescoreInputError("'features' must be a non-empty list")
         names: list[str] = []
         defaults: list[float | None] = []
+        queries: list[dict[str, Any] | None] = []
         for i, f in enumerate(feats):
             if isinstance(f, str):
                 f = {"name": f}
@@ -143,6 +153,7 @@ class FeatureSet:
                 default = float(default)
             names.append(fname)
             defaults.append(default)
+            queries.append(_check_query(i, f))
         norms = d.get("feature_normalizers") or {}
         if not isinstance(norms, dict):
             raise RescoreInputError("'feature_normalizers' must be an object")
@@ -151,17 +162,43 @@ class FeatureSet:
             if fname not in names:
                 raise RescoreInputError(f"feature_normalizers names unknown feature {fname!r}")
             clean[fname] = _check_normalizer(fname, spec)
-        return cls(fs_name, tuple(names), tuple(defaults), clean)
+        return cls(fs_name, tuple(names), tuple(defaults), clean, tuple(queries))
 
     def to_dict(self) -> dict[str, Any]:
+        feats = []
+        for n, d, q in zip(self.features, self.defaults, self.queries, strict=True):
+            f: dict[str, Any] = {"name": n}
+            if d is not None:
+                f["default"] = d
+            if q:
+                f.update(q)
+            feats.append(f)
         return {
             "name": self.name,
-            "features": [
-                {"name": n} if d is None else {"name": n, "default": d}
-                for n, d in zip(self.features, self.defaults, strict=True)
-            ],
+            "features": feats,
             "feature_normalizers": {k: dict(v) for k, v in self.normalizers.items()},
         }
+
+
+def _check_query(i: int, f: dict[str, Any]) -> dict[str, Any] | None:
+    """The plugin's per-feature query definition, validated as its ``StoredFeature`` parser does."""
+    q: dict[str, Any] = {}
+    if "template" in f:
+        t = f["template"]
+        if not isinstance(t, dict | str):
+            raise RescoreInputError(f"features[{i}].template must be an object or a string")
+        q["template"] = t
+    if "template_language" in f:
+        lang = f["template_language"]
+        if not isinstance(lang, str) or not lang:
+            raise RescoreInputError(f"features[{i}].template_language must be a non-empty string")
+        q["template_language"] = lang
+    if "params" in f:
+        ps = f["params"]
+        if not isinstance(ps, list) or not all(isinstance(p, str) for p in ps):
+            raise RescoreInputError(f"features[{i}].params must be a list of parameter names")
+        q["params"] = list(ps)
+    return q or None
 
 
 def _check_normalizer(fname: str, spec: Any) -> dict[str, dict[str, float]]:
@@ -418,7 +455,8 @@ class HitParser:
         """
         if not isinstance(spec, dict) or set(spec) != {"dtype", "data"}:
             raise RescoreInputError('\'feature_matrix\' must be {"dtype": ..., "data": <base64>}')
-        dtype = {"float32": "<f4", "float64": "<f8"}.get(spec["dtype"])
+        kind = spec["dtype"]
+        dtype = {"float32": "<f4", "float64": "<f8"}.get(kind) if isinstance(kind, str) else None
         if dtype is None:
             raise RescoreInputError("feature_matrix.dtype must be 'float32' or 'float64'")
         if not isinstance(spec["data"], str):

@@ -441,3 +441,15 @@ def test_http_learning_to_rank_es_response_and_errors(ltr_server):
         es,
         "rescorer must be query or learning_to_rank",
     )
+
+
+def test_shift_refused_for_ranklib_networks():
+    from conftest import SHARED
+
+    path = SHARED / "data" / "ranklib" / "ranknet.model.txt"
+    if not path.exists():
+        pytest.skip("shared/data/ranklib not present")
+    ens = ltrcompile.load_model(str(path), format="ranklib")
+    assert ens.network is not None
+    with pytest.raises(RescoreInputError, match="neural network"):
+        bounded_window_shift(ens)

@@ -263,6 +263,9 @@ def test_malformed_layout(tmp_path):
         (good.replace("\n1\n2\n", "\n2\n2\n", 1), "size of hidden layer 2"),
         (good.replace("\n1\n2\n", "\n-1\n2\n", 1), "negative number of hidden layers"),
         ("## RankNet\n1 2\n", "needs a feature-id line and a hidden-layer count"),
+        # declared sizes far beyond the file: refused from the line count, nothing allocated
+        (good.replace("\n1\n2\n", "\n1\n2000000000\n", 1), "needs 2000000003 weight lines"),
+        (good.replace("\n1\n2\n", "\n2000000000\n2\n", 1), "2000000000 hidden layers declared but only"),
         (good.replace("0 1 1.5 2.0", "0 1 1.5 x"), "layer 0 neuron 1: weight 1 'x' is not a number"),
     ]
     for text, match in cases:

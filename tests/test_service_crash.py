@@ -1,7 +1,9 @@
 """Crash safety: a server SIGKILLed at any point of an upload restarts with a consistent store.
 
 The store must then hold either the old state (version 1 active, no trace of version 2) or the
-complete new version -- never a half-written one -- and serve LightGBM's exact scores.
+complete new version -- never a half-written one -- and serve LightGBM's exact scores. An upload
+that was accepted (its job stored) is resumed after the restart, never lost (no 404), and version
+numbers are never handed out twice.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 from test_rescore import bits, f32
-from test_service import NAMES, TOKEN, Server, auth, upload
+from test_service import NAMES, TOKEN, Server, auth, upload, wait_job
 
 lgb = pytest.importorskip("lightgbm")
 
@@ -65,17 +67,35 @@ def fresh_copy(base_store, tmp_path):
     return dest, tf
 
 
-def check_consistent(store, tf, two_models) -> tuple[list[int], int]:
-    """Restart on ``store``; assert nothing half-written is visible; returns (versions, active)."""
+def wait_jobs(s: Server, limit_s: float = 600) -> list[dict]:
+    """Every job of the store once none is running (resumed ones included)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        jobs = s.client.get("/jobs").json()["jobs"]
+        if all(j["state"] in ("ready", "failed") for j in jobs):
+            return jobs
+        time.sleep(0.2)
+    raise AssertionError(f"jobs still running after {limit_s} s: {jobs}")
+
+
+def check_consistent(store, tf, two_models) -> tuple[list[int], int, list[dict]]:
+    """Restart on ``store``; let resumed jobs finish; assert nothing half-written is visible.
+
+    Returns (versions, active version, jobs)."""
     b1, b2 = two_models["boosters"]
     X = two_models["X"]
     s = Server(store, "--token-file", str(tf))
     try:
+        jobs = wait_jobs(s)
+        for j in jobs:  # every accepted job is still there, finished, failed ones with a reason
+            assert s.client.get(f"/jobs/{j['id']}").status_code == 200
+            assert j["state"] == "ready" or j["error"], j
         info = s.client.get("/models/m").json()
         versions, active = info["versions"], info["active_version"]
         assert versions in ([1], [1, 2]), info
         assert active in versions
-        assert list((store / "tmp").iterdir()) == []  # staging and trash cleaned
+        assert [p.name for p in (store / "tmp").iterdir()] == []  # staging and trash cleaned
+        assert [p.name for p in (store / "models").iterdir()] == ["m"]
         for v in versions:
             vdir = store / "models" / "m" / "versions" / str(v)
             meta = json.loads((vdir / "meta.json").read_text())
@@ -94,10 +114,11 @@ def check_consistent(store, tf, two_models) -> tuple[list[int], int]:
             np.where(np.arange(300) == 1, 0.5, np.nan)[None], raw_score=True
         )
         assert bits(r.json()["hits"][0]["model_score"]) == bits(f32(want[0]))
-        # and the store still takes uploads after the crash
+        # and the store still takes uploads after the crash, never reusing a version number
+        handed_out = [j["version"] for j in jobs]
         j = upload(s.client, "m", two_models["files"][1], activate="false")
-        assert j["version"] > max(versions)
-        return versions, active
+        assert j["version"] > max([*versions, *handed_out])
+        return versions, active, jobs
     finally:
         s.stop()
 
@@ -112,18 +133,21 @@ def start_second_upload(s: Server, two_models) -> httpx.Response:
     )
 
 
-@pytest.mark.parametrize(
-    "point, want_versions",
-    [
-        ("before-replace:model.json", [1]),  # reserving the version number
-        ("after-source-write", [1]),
-        ("after-compile", [1]),
-        ("before-commit-rename", [1]),  # staging complete and fsynced, not yet renamed
-        ("after-commit-rename", [1, 2]),  # version complete, pointer not yet switched
-        ("before-replace:ACTIVE", [1, 2]),  # new pointer written to a temp file only
-    ],
-)
-def test_kill_at_each_step_of_an_upload(point, want_versions, base_store, two_models, tmp_path):
+# (crash point, does the server die there, versions after restart, job after restart)
+SERVER_POINTS = [
+    ("reserve-version", [1], None),  # before the number is written: no job was accepted
+    ("after-job-accepted", [1, 2], "ready"),  # job durable, 202 not sent yet: resumed
+    ("job-started", [1, 2], "ready"),  # resumed from the stored upload
+    ("before-commit-rename", [1, 2], "ready"),  # staging complete and fsynced, not yet renamed
+    ("after-commit-rename", [1, 2], "ready"),  # version complete: resumed at the activation
+    ("before-replace:ACTIVE", [1, 2], "ready"),  # new pointer written to a temp file only
+]
+
+
+@pytest.mark.parametrize("point, want_versions, want_job", SERVER_POINTS)
+def test_kill_server_at_each_step_of_an_upload(
+    point, want_versions, want_job, base_store, two_models, tmp_path
+):
     store, tf = fresh_copy(base_store, tmp_path)
     s = Server(store, "--token-file", str(tf), env={"LTRCOMPILE_CRASH_AT": point})
     try:
@@ -140,15 +164,84 @@ def test_kill_at_each_step_of_an_upload(point, want_versions, base_store, two_mo
             if job_id is not None:
                 with contextlib.suppress(httpx.HTTPError):
                     job = s.client.get(f"/jobs/{job_id}").json()
-                    if job["state"] == "failed":
-                        pytest.fail(f"the upload failed before reaching {point}: {job['error']}")
+                    if job["state"] in ("failed", "ready"):
+                        pytest.fail(f"the upload finished before reaching {point}: {job}")
         rc = s.proc.poll()
     finally:
         s.stop()
     assert rc == -signal.SIGKILL, f"server did not die at {point}: rc={rc}"
-    versions, active = check_consistent(store, tf, two_models)
+    versions, active, jobs = check_consistent(store, tf, two_models)
     assert versions == want_versions
-    assert active == 1
+    mine = [j for j in jobs if j["version"] == 2]
+    if want_job is None:
+        assert mine == []
+        assert active == 1
+    else:
+        assert len(mine) == 1 and mine[0]["state"] == want_job, jobs
+        assert mine[0]["attempts"] >= 2 or point == "after-job-accepted", mine  # resumed
+        assert job_id is None or mine[0]["id"] == job_id
+        assert active == 2  # the upload asked for activation; the resumed job did it
+
+
+@pytest.mark.parametrize("point", ["after-source-write", "after-compile"])
+def test_killed_build_process_is_a_failed_job(point, base_store, two_models, tmp_path):
+    """The build runs in a worker process: killing it fails the job, with the reason; the server
+    keeps serving version 1."""
+    store, tf = fresh_copy(base_store, tmp_path)
+    s = Server(store, "--token-file", str(tf), env={"LTRCOMPILE_CRASH_AT": point})
+    try:
+        r = start_second_upload(s, two_models)
+        assert r.status_code == 202, r.text
+        job = wait_job(s.client, r.json()["id"])
+        assert job["state"] == "failed"
+        assert "killed by SIGKILL" in job["error"], job
+        assert s.proc.poll() is None
+        assert s.client.get("/healthz").json()["active"] == {"m": 1}
+    finally:
+        s.stop()
+    versions, active, _ = check_consistent(store, tf, two_models)
+    assert versions == [1] and active == 1
+
+
+def test_version_numbers_are_never_reused(base_store, two_models, tmp_path):
+    """Not after a failed first upload, not after deleting the model, not across a kill -9."""
+    store, tf = fresh_copy(base_store, tmp_path)
+    s = Server(store, "--token-file", str(tf))
+    good = two_models["files"][0].read_bytes()
+    try:
+        c = s.client
+
+        def up(name, body, **params):
+            return c.post(
+                f"/models/{name}/versions",
+                params={"featureset": "letor", "wait": "true", **params},
+                content=body,
+                headers=auth(),
+            )
+
+        r = up("fresh", good.replace(b"Tree=1", b"Tree=one"))
+        assert r.status_code == 422 and "version 1 failed" in r.text, r.text
+        assert c.get("/models/fresh").status_code == 404  # a failed first upload leaves no model
+        r = up("fresh", good)
+        assert r.status_code == 201 and r.json()["version"] == 2, r.text
+        assert c.delete("/models/fresh", headers=auth()).status_code == 200
+        r = up("fresh", good)
+        assert r.status_code == 201 and r.json()["version"] == 3, r.text
+        s.proc.send_signal(signal.SIGKILL)
+        s.proc.wait(30)
+    finally:
+        s.stop()
+    s = Server(store, "--token-file", str(tf))
+    try:
+        r = s.client.post(
+            "/models/fresh/versions",
+            params={"featureset": "letor", "wait": "true"},
+            content=good,
+            headers=auth(),
+        )
+        assert r.status_code == 201 and r.json()["version"] == 4, r.text
+    finally:
+        s.stop()
 
 
 @pytest.mark.slow
@@ -159,13 +252,13 @@ def test_sigkill_at_random_moments(delay, base_store, two_models, tmp_path):
     try:
         r = start_second_upload(s, two_models)
         assert r.status_code == 202
+        job_id = r.json()["id"]
         time.sleep(delay)
         s.proc.send_signal(signal.SIGKILL)
         assert s.proc.wait(60) == -signal.SIGKILL
     finally:
         s.stop()
-    versions, active = check_consistent(store, tf, two_models)
-    if versions == [1, 2]:  # the new version completed: it was committed whole
-        assert active in (1, 2)
-    else:
-        assert active == 1
+    versions, active, jobs = check_consistent(store, tf, two_models)
+    mine = [j for j in jobs if j["id"] == job_id]
+    assert len(mine) == 1 and mine[0]["state"] == "ready", jobs  # accepted (202): resumed
+    assert versions == [1, 2] and active == 2

@@ -282,3 +282,11 @@ def predict_leaf(ens: Ensemble, X: Any) -> np.ndarray:
     for s in range(0, n, step):
         out[s : s + step] = ens.leaf_id[_leaf_nodes(ens, M[s : s + step])]
     return out
+
+
+def goes_left(ens: Ensemble, node: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The IR's split decision (True = left) for internal nodes ``node`` seeing model-matrix
+    values ``v`` (same shape): the one rule every walker here uses, for other modules (TreeSHAP)."""
+    return _go_left(ens, _prepared(ens), np.asarray(node, np.int64).ravel(), np.asarray(v).ravel()).reshape(
+        np.shape(v)
+    )

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from .. import limits
 from ..errors import FormatDetectionError, LtrCompileError, ModelFormatError, OptionError
 from ..ir import IR_FORMAT, Ensemble
 
@@ -114,6 +115,11 @@ def load_model(source: Any, format: str = "auto", *, num_iteration: Any = None, 
             raise
         except (OSError, UnicodeDecodeError) as exc:
             raise ModelFormatError(f"cannot read as {fmt}: {exc}", path=path) from exc
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = 0
+        limits.check_features(ens.n_features, size, path=path)
         prov = ens.provenance
         ens.provenance = prov.with_(
             format=prov.format or fmt, source_file=prov.source_file or os.path.basename(path)

@@ -76,6 +76,14 @@ def parse_network(text: str, src: Any) -> tuple[Network, list[int]]:
         sizes.append(n)
 
     width = [F, *sizes, 1]  # neurons per layer (bias not counted); the last is the output
+    lines_left = body[2 + H :]
+    n_lines = F + 1 + sum(sizes)  # checked before anything is sized by the declared layers
+    if len(lines_left) != n_lines:
+        raise src.err(
+            f"the network {'x'.join(map(str, width))} (plus the bias neuron) needs {n_lines} weight "
+            f"lines, one per neuron of layers 0..{H}; found {len(lines_left)}",
+            field="weights",
+        )
     # expected out-link counts per (layer, neuron): layer 0 has the F inputs plus the bias neuron
     expected: dict[tuple[int, int], int] = {}
     for i in range(F):
@@ -84,13 +92,6 @@ def parse_network(text: str, src: Any) -> tuple[Network, list[int]]:
     for li in range(1, H + 1):
         for j in range(width[li]):
             expected[(li, j)] = width[li + 1]
-    lines_left = body[2 + H :]
-    if len(lines_left) != len(expected):
-        raise src.err(
-            f"the network {'x'.join(map(str, width))} (plus the bias neuron) needs {len(expected)} weight "
-            f"lines, one per neuron of layers 0..{H}; found {len(lines_left)}",
-            field="weights",
-        )
 
     got: dict[tuple[int, int], list[float]] = {}
     for no, line in lines_left:

@@ -26,7 +26,9 @@ The feature set (ordered feature names; ordinal = position) comes inline or from
   leaf values, still without base_score).
 
 Option ``legacy_missing=True`` reproduces plugin versions before v1.5.9 for the XGBoost types
-(unmatched features read 0, the missing branch is ignored).
+(unmatched features read 0, the missing branch is ignored); a definition with the OpenSearch LTR
+plugin's top-level ``"missing_as_zero": true`` (object form of ``model/xgboost+json``, and
+``model/xgboost+json+raw``) asks for the same arithmetic for that one model.
 
 ``es-native`` -- an Elasticsearch trained-model definition (``PUT _ml/trained_models`` body with
 ``definition`` or ``compressed_definition``, the ``definition`` itself, or a ``GET`` response), as
@@ -34,7 +36,8 @@ eland writes it: a ``tree`` or an ``ensemble`` of trees. Reproduces ``TreeInfere
 ``EnsembleInferenceModel``: features are doubles bound by name; a NaN **or infinite** value is missing
 and goes to ``default_left`` (IR ``infinite_as_missing``); ``decision_type`` ``lte|lt|gte|gt`` compare
 with ``Double.compare``; nodes are addressed by their position in ``tree_structure``;
-``weighted_sum`` adds ``leaf * weight`` with Java's Kahan-compensated ``DoubleStream.sum()`` (IR
+``weighted_sum`` (also an ensemble without ``aggregate_output``: ``Ensemble.Builder`` starts from
+``new WeightedSum()``, weights 1) adds ``leaf * weight`` with Java's Kahan-compensated ``DoubleStream.sum()`` (IR
 ``float64_kahan``); ``exponent`` is ``exp`` of the plain double sum. Classification models,
 preprocessors and nested ensembles are rejected. The LTR rescorer's bounded-window shift (a constant
 per model) and its final ``(float)`` cast belong to the rescorer, not to the model: see
@@ -156,7 +159,7 @@ def _f64(v: Any, src: _Src, what: str, **where: Any) -> float:
 
 
 def _int(v: Any, src: _Src, what: str, **where: Any) -> int:
-    if isinstance(v, _Num | str) and re.fullmatch(r"-?\d+", str(v)):
+    if isinstance(v, _Num | str) and len(str(v)) <= 20 and re.fullmatch(r"-?\d+", str(v)):
         i = int(v)
     elif isinstance(v, int | np.integer) and not isinstance(v, bool):
         i = int(v)
@@ -524,9 +527,10 @@ def _xgb_dump_model(defn: Any, names: list[str] | None, legacy: bool, src: _Src)
     transform = "identity"
     objective = None
     if isinstance(defn, dict):
-        bad = set(defn) - {"objective", "splits"}
+        bad = set(defn) - {"objective", "splits", "missing_as_zero"}
         if bad:
             raise src.err(f"unknown field(s) {sorted(bad)} in the XGBoost definition object", field="model.definition")
+        legacy = _missing_as_zero(defn, src) or legacy
         if "objective" in defn:
             objective = defn["objective"]
             if objective not in PLUGIN_OBJECTIVES:
@@ -544,12 +548,27 @@ def _xgb_dump_model(defn: Any, names: list[str] | None, legacy: bool, src: _Src)
     prov: dict[str, Any] = {"base_score": "ignored by the plugin (not part of the dump)"}
     if objective:
         prov["objective"] = objective
+    if isinstance(defn, dict) and defn.get("missing_as_zero") is True:
+        prov["missing_as_zero"] = True
     return _xgb_common(trees, names, transform, legacy, prov)
+
+
+def _missing_as_zero(defn: dict[str, Any], src: _Src) -> bool:
+    """The definition's optional top-level ``missing_as_zero`` (OpenSearch LTR, PR #389 / #391):
+    when true a feature that does not match reads 0.0 -- the feature vector's default becomes 0.0
+    instead of NaN -- so it goes through every split as a real 0.0 would and the per-node missing
+    direction is never used: the same arithmetic as ``legacy_missing``. Default false."""
+    v = defn.get("missing_as_zero", False)
+    if not isinstance(v, bool):
+        raise src.err(f"missing_as_zero must be true or false; got {v!r}", field="missing_as_zero")
+    return v
 
 
 # ---------------------------------------------------------------------------- model/xgboost+json+raw
 def _xgb_raw_model(defn: Any, names: list[str] | None, raw_leaves: str, legacy: bool, src: _Src) -> Ensemble:
     d = _obj(defn, src, "model/xgboost+json+raw definition", field="model.definition")
+    mas = _missing_as_zero(d, src)
+    legacy = mas or legacy
     learner = _obj(d.get("learner"), src, "learner", field="learner")
     fnames = learner.get("feature_names")
     ftypes = learner.get("feature_types")
@@ -587,6 +606,8 @@ def _xgb_raw_model(defn: Any, names: list[str] | None, raw_leaves: str, legacy: 
         "raw_leaves": raw_leaves,
         "base_score": "ignored by the plugin",
     }
+    if mas:
+        prov["missing_as_zero"] = True
     if raw_leaves == "plugin":
         prov["leaf_values"] = "base_weights (the plugin's choice; XGBoost itself adds split_conditions)"
     return _xgb_common(trees, names, PLUGIN_OBJECTIVES[objective], legacy, prov)
@@ -794,7 +815,8 @@ def from_native_document(doc: Any, *, path: str | None = None, **options: Any) -
                     raise src.unsupported(f"sub-model {sorted(sub)}: only trees are supported (no nested ensembles)", tree=t)
                 tree_docs.append(sub["tree"])
             declared = ens_doc.get("feature_names")
-            agg = _obj(ens_doc.get("aggregate_output"), src, "aggregate_output", field="aggregate_output")
+            # Ensemble.Builder starts from ``new WeightedSum()``: no aggregate_output = unweighted sum
+            agg = _obj(ens_doc.get("aggregate_output", {"weighted_sum": {}}), src, "aggregate_output", field="aggregate_output")
             if len(agg) != 1:
                 raise src.err("aggregate_output must name exactly one aggregator", field="aggregate_output")
             ((aggregate, params),) = agg.items()

@@ -93,6 +93,8 @@ class _RawTree:
     cat_sets: dict[int, np.ndarray] = field(default_factory=dict)  # internal node -> LEFT set
     # per leaf (const, features, coeffs) for linear trees
     linear: list[tuple[float, np.ndarray, np.ndarray]] | None = None
+    # internal_count then leaf_count: the data counts LightGBM's TreeSHAP splits by (data_count())
+    cover: np.ndarray | None = None
 
 
 @dataclass
@@ -266,7 +268,8 @@ class _TextReader:
         else:
             sizes = None
 
-        trees, i = self.read_trees(i)
+        # LightGBM 2.0.x wrote neither ``version`` nor ``tree_sizes`` nor ``end of trees``
+        trees, i = self.read_trees(i, needs_end="tree_sizes" in header or "version" in header)
         if sizes is not None and len(sizes) != len(trees):
             raise self.fail(
                 f"tree_sizes lists {len(sizes)} trees but the file holds {len(trees)}", field="tree_sizes"
@@ -299,19 +302,27 @@ class _TextReader:
         return v
 
     # ---------------------------------------------------------------- trees
-    def read_trees(self, i: int) -> tuple[list[_RawTree], int]:
+    def read_trees(self, i: int, needs_end: bool) -> tuple[list[_RawTree], int]:
+        """The ``Tree=`` blocks from line ``i``. Files with ``version`` or ``tree_sizes`` (every
+        writer since 2.1) end the list with ``end of trees``, so a truncated file is caught; without
+        them (LightGBM 2.0.x, which wrote no ``end of trees``) the list ends, as in LightGBM's loader, at the end of the file or at the
+        first non-empty line that is not ``Tree=`` (2.0.x writes ``feature importances:`` there)."""
         lines = self.lines
         trees: list[_RawTree] = []
         while True:
             while i < len(lines) and not lines[i]:
                 i += 1
             if i >= len(lines):
+                if not needs_end:
+                    return trees, i
                 raise self.fail(
                     f"file ends after {len(trees)} trees without 'end of trees' (truncated?)"
                 )
             line = lines[i]
             if line == "end of trees":
                 return trees, i + 1
+            if not needs_end and not line.startswith("Tree="):
+                return trees, i
             if not line.startswith("Tree="):
                 raise self.fail(f"line {i + 1}: expected 'Tree=' or 'end of trees', found {line[:60]!r}")
             t = len(trees)
@@ -396,6 +407,11 @@ class _TextReader:
             right_child=ints("right_child", n_int),
             leaf_value=floats("leaf_value", int(num_leaves)),
         )
+        if "leaf_count" in kv and (n_int == 0 or "internal_count" in kv):
+            counts = [ints("internal_count", n_int)] if n_int else []
+            tree.cover = np.concatenate(counts + [ints("leaf_count", int(num_leaves))]).astype(np.float64)
+            if tree.cover.min() < 0:
+                raise self.fail("data counts must be >= 0", tree=t, field="leaf_count/internal_count")
         if num_cat > 0:
             bounds = ints("cat_boundaries", int(num_cat) + 1)
             if bounds[0] < 0 or np.any(np.diff(bounds) < 0):
@@ -462,7 +478,7 @@ class _TextReader:
             if s.startswith(key):
                 try:
                     value = json.loads(s[len(key) :])
-                except json.JSONDecodeError as exc:
+                except (ValueError, RecursionError) as exc:  # also an integer beyond 4300 digits
                     raise self.fail(f"invalid JSON: {exc}", field="pandas_categorical") from None
                 return _check_pandas_categorical(value, self.path)
         return None
@@ -593,6 +609,16 @@ def _dump_tree(entry: Any, t: int, path: str | None) -> _RawTree:
         except OverflowError:
             raise fail("number out of double range", node=where, field=key) from None
 
+    counts = np.zeros(n_int + L, np.float64)  # NaN where a node has no count
+
+    def count(node: dict[str, Any], key: str, where: int | None) -> float:
+        v = node.get(key)
+        if v is None:
+            return math.nan
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63:
+            raise fail(f"must be an integer in [0, 2**63), got {str(v)[:40]}", node=where, field=key)
+        return float(v)
+
     def visit(node: Any) -> int:
         """Validate one node dict; returns its LightGBM child code (index or ~leaf)."""
         if not isinstance(node, dict):
@@ -614,7 +640,7 @@ def _dump_tree(entry: Any, t: int, path: str | None) -> _RawTree:
                 absent = "missing_type" if "missing_type" not in node else "default_left"
                 raise fail("split has no " + absent, node=i, field=absent)
             mt = node["missing_type"]
-            if mt not in _MISSING_NAMES:
+            if not isinstance(mt, str) or mt not in _MISSING_NAMES:
                 raise fail(f"unknown missing_type {mt!r}", node=i, field="missing_type")
             dl = node["default_left"]
             if not isinstance(dl, bool):
@@ -642,6 +668,7 @@ def _dump_tree(entry: Any, t: int, path: str | None) -> _RawTree:
             else:
                 raise fail(f"unknown decision_type {kind!r}", node=i, field="decision_type")
             dt[i] = code
+            counts[i] = count(node, "internal_count", i)
             stack.append((i, "left_child", node.get("left_child")))
             stack.append((i, "right_child", node.get("right_child")))
             return i
@@ -654,6 +681,7 @@ def _dump_tree(entry: Any, t: int, path: str | None) -> _RawTree:
             raise fail(f"leaf_index {j} appears twice", field="leaf_index")
         seen_leaf[j] = True
         leaf_value[j] = number(node, "leaf_value", None)
+        counts[n_int + j] = count(node, "leaf_count", None)
         if "leaf_const" in node:
             const = number(node, "leaf_const", None)
             fs, cs = node.get("leaf_features", []), node.get("leaf_coeff", [])
@@ -692,6 +720,7 @@ def _dump_tree(entry: Any, t: int, path: str | None) -> _RawTree:
         leaf_value=leaf_value,
         cat_sets=cat_sets,
         linear=[x for x in linear if x is not None] if all(has_linear) else None,
+        cover=None if np.isnan(counts).any() else counts,
     )
 
 
@@ -714,6 +743,7 @@ def _tree_arrays(tree: _RawTree, t: int, n_features: int, path: str | None) -> T
             field="leaf_value",
         )
     ta = TreeArrays.empty(n, op=Op.LE, missing=Missing.NAN_AS_ZERO)
+    ta.cover = tree.cover
     ta.leaf_value[n_int:, 0] = tree.leaf_value
     ta.leaf_id[n_int:] = np.arange(L, dtype=np.int32)
     if n_int:
@@ -1002,7 +1032,7 @@ def load_dump_json(path: str | os.PathLike[str], **options: Any) -> Ensemble:
     p = os.fspath(path)
     try:
         doc = json.loads(_read(p))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer beyond 4300 digits
         raise ModelFormatError(f"invalid JSON: {exc}", path=p) from exc
     except RecursionError:
         raise ModelFormatError("JSON nested too deeply to read", path=p) from None

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import limits
 from ..errors import IRValidationError, LtrCompileError, ModelFormatError
 from ..ir import Ensemble, Missing, Op, TreeArrays
 
@@ -95,14 +96,52 @@ def _java_decimal(s: str) -> tuple[str, str | None, str | None]:
     return m.group(1), m.group(2), m.group(3)
 
 
+#: significant digits kept from a longer decimal (plus a sticky digit): every float32/float64
+#: rounding midpoint has fewer (at most ~770 for a float64 subnormal), so rounding is unchanged
+_KEEP_DIGITS = 800
+#: decimal exponents beyond which the value is certainly infinite / certainly rounds to zero
+_MAX_DECIMAL_EXP = 330
+_MIN_DECIMAL_EXP = -345
+
+
+def _bounded_decimal(digits: str) -> str | None:
+    """``digits`` (a matched decimal literal) rewritten with bounded size and the same rounding.
+
+    Returns ``None`` for zero, ``"inf"`` when the value exceeds every float, else a literal with at
+    most ``_KEEP_DIGITS`` + 1 significant digits and a small exponent. Without this, a literal such
+    as ``1E999999999`` makes exact arithmetic build a billion-digit integer (a hang).
+    """
+    mant, _, exp_text = digits.replace("E", "e").partition("e")
+    int_part, _, frac_part = mant.partition(".")
+    sig = (int_part + frac_part).lstrip("0")
+    if not sig.strip("0"):
+        return None
+    exp_sign = -1 if exp_text.startswith("-") else 1
+    exp_digits = exp_text.lstrip("+-").lstrip("0") or "0"
+    # the value is 0.<sig> * 10**point
+    point = len(int_part.lstrip("0")) if int_part.lstrip("0") else -(len(frac_part) - len(frac_part.lstrip("0")))
+    if len(exp_digits) > 12:
+        return "inf" if exp_sign > 0 else None
+    point += exp_sign * int(exp_digits)
+    if point > _MAX_DECIMAL_EXP:
+        return "inf"
+    if point < _MIN_DECIMAL_EXP:
+        return None
+    sig = sig.rstrip("0")
+    if len(sig) > _KEEP_DIGITS:
+        sig = sig[:_KEEP_DIGITS] + "1"  # sticky: strictly between the truncation and the next step
+    return f"0.{sig}e{point}"
+
+
 def java_double(s: str) -> float:
-    """``Double.parseDouble(s)`` (decimal forms; correctly rounded like Java)."""
+    """``Double.parseDouble(s)`` (decimal forms; correctly rounded like Java; bounded cost)."""
     sign, special, digits = _java_decimal(s)
     if special is not None:
         v = math.nan if special == "NaN" else math.inf
     else:
         assert digits is not None
-        v = float(digits)
+        b = _bounded_decimal(digits)
+        v = 0.0 if b is None else (math.inf if b == "inf" else float(b))
     return -v if sign == "-" else v
 
 
@@ -110,13 +149,19 @@ def java_float(s: str) -> float:
     """``Float.parseFloat(s)``: the decimal rounded once, directly to float32 (returned widened).
 
     Rounding through double first can differ when the double lands exactly on a float32 rounding
-    midpoint; that case is detected and decided with exact rational arithmetic.
+    midpoint; that case is detected and decided with exact rational arithmetic, on a literal
+    bounded by :func:`_bounded_decimal` (so the cost is bounded whatever the exponent).
     """
     sign, special, digits = _java_decimal(s)
     if special is not None:
         v = math.nan if special == "NaN" else math.inf
         return -v if sign == "-" else v
     assert digits is not None
+    b = _bounded_decimal(digits)
+    if b is None or b == "inf":
+        r = 0.0 if b is None else math.inf
+        return -r if sign == "-" else r
+    digits = b
     d = float(digits)
     with np.errstate(over="ignore"):
         f = np.float32(d)
@@ -184,6 +229,7 @@ def java_double_str(x: float) -> str:
 @dataclass
 class _Src:
     path: str | None
+    size: int = 0  # characters of model text: the size limits scale with it
 
     def err(self, message: str, **where: Any) -> ModelFormatError:
         return ModelFormatError(message, path=self.path, **where)
@@ -431,6 +477,8 @@ def _resolve_width(used: list[int], options: dict[str, Any], src: _Src) -> tuple
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
         raise TypeError(f"n_features must be a non-negative int; got {n!r}")
     n = int(n)
+    limits.check_features(top, src.size, path=src.path, field="feature", what="feature id")
+    limits.check_features(n, src.size, path=src.path)
     if n < top:
         raise src.err(f"the model uses feature id {top} but n_features={n}", field="n_features")
     if names is not None:
@@ -603,7 +651,7 @@ def _check_options(options: dict[str, Any]) -> None:
 def loads(text: str, *, path: str | None = None, **options: Any) -> Ensemble:
     """A RankLib model as text -> Ensemble (see the module docstring for the options)."""
     _check_options(options)
-    src = _Src(path)
+    src = _Src(path, len(text))
     bom = text.startswith("\ufeff")
     if bom:  # Java RankLib itself fails on a BOM; we read past it
         text = text[1:]

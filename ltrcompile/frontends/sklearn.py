@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import limits
 from ..errors import IRValidationError, LtrCompileError, ModelFormatError, UnsupportedModelError
 from ..ir import Ensemble, Missing, Op, TreeArrays
 
@@ -223,6 +224,7 @@ def tree_arrays(
     n_features: int,
     path: str | None = None,
     tree: int | None = None,
+    cover: Any = None,
 ) -> TreeArrays:
     """One scikit-learn ``Tree`` (node arrays as ``tree_`` exposes them) -> :class:`TreeArrays`.
 
@@ -302,7 +304,23 @@ def tree_arrays(
     leaves = np.flatnonzero(~internal)
     t.leaf_value[leaves] = lv[leaves]
     t.leaf_id[leaves] = leaves
+    t.cover = _cover(cover, n, fail, "weighted_n_node_samples")
     return t
+
+
+def _cover(cover: Any, n: int, fail: Any, name: str) -> np.ndarray | None:
+    """Per-node training weight (``weighted_n_node_samples`` / HGB ``count``), the cover the
+    ``shap`` package's TreeExplainer splits by for scikit-learn trees; None when absent."""
+    if cover is None:
+        return None
+    c = np.asarray(cover)
+    if c.shape != (n,) or c.dtype.kind not in "fiu":
+        raise fail(f"must be {n} numbers, got shape {c.shape} dtype {c.dtype}", None, name)
+    c = c.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(c) | (c < 0))
+    if bad.size:
+        raise fail(f"{c[bad[0]]!r} is not a finite value >= 0", int(bad[0]), name)
+    return c
 
 
 def _sk_tree(d: dict[str, Any], i: int, path: str | None) -> tuple[np.ndarray, ...]:
@@ -347,6 +365,7 @@ def _put_tree(d: dict[str, Any], i: int, tree_: Any) -> None:
     d[p + "feature"] = np.asarray(tree_.feature)
     d[p + "threshold"] = np.asarray(tree_.threshold)
     d[p + "value"] = np.asarray(tree_.value)
+    d[p + "weighted_n_node_samples"] = np.asarray(tree_.weighted_n_node_samples)
     if hasattr(tree_, "missing_go_to_left"):
         d[p + "missing_go_to_left"] = np.asarray(tree_.missing_go_to_left)
 
@@ -533,6 +552,7 @@ def from_arrays(d: Any, *, path: str | None = None) -> Ensemble:
         n_features = _scalar(d, "n_features", int, path)
         if n_features < 1:
             raise ModelFormatError("n_features must be >= 1", path=path, field="n_features")
+        limits.check_features(n_features, _payload_bytes(d), path=path)
         feature_names = None
         if "feature_names" in d:
             fn = np.asarray(d["feature_names"])
@@ -561,6 +581,11 @@ def from_arrays(d: Any, *, path: str | None = None) -> Ensemble:
     except IRValidationError as exc:
         raise ModelFormatError(exc.reason, path=path, tree=exc.tree, node=exc.node, field=exc.field) from exc
     return ens
+
+
+def _payload_bytes(d: dict[str, Any]) -> int:
+    """Bytes of model data in a :func:`describe` dict: what the size limits scale with."""
+    return sum(v.nbytes if isinstance(v, np.ndarray) else len(str(v)) for v in d.values())
 
 
 def _jsonable(a: np.ndarray) -> list[Any]:
@@ -603,7 +628,10 @@ def _tree_ensemble(
             lv = value[:, 0, :].astype(np.float64)
         else:
             lv = leaf_values(value, task=task, n_classes=n_classes, counts=counts, path=path, tree=i)
-        trees.append(tree_arrays(cl, cr, feat, thr, lv, mgl, n_features=n_features, path=path, tree=i))
+        cover = d.get(f"tree{i}.weighted_n_node_samples")
+        trees.append(
+            tree_arrays(cl, cr, feat, thr, lv, mgl, n_features=n_features, path=path, tree=i, cover=cover)
+        )
     dims = {t.leaf_value.shape[1] for t in trees}
     if len(dims) != 1:
         raise ModelFormatError(f"trees disagree on the number of outputs {sorted(dims)}", path=path, field="value")
@@ -834,6 +862,8 @@ def _hgb_tree(
     leaves = np.flatnonzero(is_leaf)
     tr.leaf_value[leaves, 0] = value[leaves]
     tr.leaf_id[leaves] = leaves
+    if "count" in nodes.dtype.names:
+        tr.cover = _cover(nodes["count"], n, fail, "count")
     if cat.any():
         bitsets = np.asarray(d.get(key + ".raw_left_cat_bitsets", np.zeros((0, 8), np.uint32)))
         if bitsets.ndim != 2 or bitsets.shape[1] != 8:
@@ -923,50 +953,74 @@ def _fitted_version(caught: list[warnings.WarningMessage]) -> str | None:
 def load_pickle(path: str | os.PathLike[str], **options: Any) -> Ensemble:
     """A joblib or pickle file holding a fitted estimator -> Ensemble.
 
-    **Unpickling runs code from the file: only load files you trust.** When the file was written by
-    another scikit-learn version, the version it records decides how ``tree_.value`` is read.
+    **Unpickling runs code from the file: only load files you trust.** The file is unpickled in a
+    child process (:mod:`._pickle_child`) under memory and time limits (``LTRCOMPILE_PICKLE_MEMORY_MB``,
+    default 1024 + 32 bytes per byte of file; ``LTRCOMPILE_PICKLE_TIMEOUT_S``, default 120), which
+    hands back only the :func:`describe` arrays: a corrupt pickle that crashes, hangs or exhausts
+    memory is a :class:`ModelFormatError` here, never a crash of the caller. When the file was written
+    by another scikit-learn version, the version it records decides how ``tree_.value`` is read.
     """
+    from ._pickle_child import unpickle_isolated
+
     p = os.fspath(path)
     _check_options(options, "sklearn-pickle")
+    d, fitted, loaded_with = unpickle_isolated(p)
+    return _finish_pickle(d, fitted, loaded_with, p)
+
+
+def load_pickle_here(path: str) -> tuple[dict[str, Any], str | None, str]:
+    """The child's half of :func:`load_pickle`: unpickle *in this process* and describe the
+    estimator. Only call it where a crash is contained (the child process, the fuzzer's sandbox)."""
     try:
         import joblib
     except ImportError as exc:  # pragma: no cover - joblib ships with scikit-learn
-        raise UnsupportedModelError("reading sklearn pickles needs joblib (pip install scikit-learn)", path=p) from exc
+        raise UnsupportedModelError("reading sklearn pickles needs joblib (pip install scikit-learn)", path=path) from exc
+    import sklearn
+
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            obj = joblib.load(p)
+            obj = joblib.load(path)
     except MemoryError:
         raise
     except Exception as exc:  # unpickling can raise anything; the file is what is wrong
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise ModelFormatError(
-            f"cannot unpickle: {type(exc).__name__}: {first} (a pickle loads only with a compatible "
+            f"cannot unpickle: {type(exc).__name__}: {first[:300]} (a pickle loads only with a compatible "
             "scikit-learn; to move a model between versions, save ltrcompile.frontends.sklearn."
             "describe(est) with numpy.savez where it was trained and read it with from_arrays)",
-            path=p,
+            path=path,
         ) from exc
     if not accepts(obj):
         raise UnsupportedModelError(
             f"the file holds a {type(obj).__module__}.{type(obj).__qualname__}, not a scikit-learn estimator",
-            path=p,
+            path=path,
         )
-    fitted = _fitted_version(caught)
     try:
         d = describe(obj)
-        if fitted is not None:
-            d["sklearn_version"] = fitted
+    except LtrCompileError as exc:
+        if isinstance(exc, ModelFormatError | UnsupportedModelError) and exc.path is None:
+            raise type(exc)(exc.reason, path=path, tree=exc.tree, node=exc.node, field=exc.field) from exc
+        raise
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:
+        # the attributes of an unpickled object are whatever the file says: wrong types and sizes
+        raise ModelFormatError(f"cannot read {type(obj).__name__}: {exc!r}"[:500], path=path) from exc
+    return d, _fitted_version(caught), sklearn.__version__
+
+
+def _finish_pickle(d: dict[str, Any], fitted: str | None, loaded_with: str, p: str) -> Ensemble:
+    if fitted is not None:
+        d["sklearn_version"] = fitted
+    try:
         ens = from_arrays(d, path=p)
     except LtrCompileError as exc:
         if isinstance(exc, ModelFormatError | UnsupportedModelError) and exc.path is None:
             raise type(exc)(exc.reason, path=p, tree=exc.tree, node=exc.node, field=exc.field) from exc
         raise
-    except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
-        raise ModelFormatError(f"cannot read {type(obj).__name__}: {exc!r}", path=p) from exc
+    except (TypeError, ValueError, IndexError, OverflowError) as exc:
+        raise ModelFormatError(f"cannot read the estimator's arrays: {exc!r}"[:500], path=p) from exc
     if fitted is not None:
-        import sklearn
-
-        ens.provenance = ens.provenance.with_(loaded_with=sklearn.__version__)
+        ens.provenance = ens.provenance.with_(loaded_with=loaded_with)
     return ens
 
 

@@ -631,6 +631,13 @@ def _parse_tree(t: Any, tid: int, p: _Parsed, src: _Src) -> TreeArrays:
     else:
         arr.leaf_value[la] = _vector_leaves(t, tid, n, K, la, right, src)
     arr.leaf_id[la] = la
+    if "sum_hessian" in t:  # RTreeNodeStat::sum_hess (float): the cover XGBoost's TreeSHAP splits by
+        hess = src.f32_array(t["sum_hessian"], "sum_hessian", n=n, tree=tid).astype(np.float64)
+        nodes = np.concatenate([ia, la])
+        bad = nodes[~(np.isfinite(hess[nodes]) & (hess[nodes] >= 0))]
+        if bad.size:
+            raise src.err("sum_hessian must be finite and >= 0", tree=tid, node=int(bad[0]), field="sum_hessian")
+        arr.cover = hess
     return arr.reachable_only()
 
 
@@ -711,7 +718,7 @@ def _dump_trees(doc: Any, src: _Src) -> tuple[list[Any], str | None]:
         if isinstance(t, str):  # a json.dump of get_dump(): list of JSON strings
             try:
                 t = json.loads(t)
-            except (json.JSONDecodeError, RecursionError) as exc:
+            except (ValueError, RecursionError) as exc:  # also an integer beyond 4300 digits
                 raise src.err(f"tree is not valid JSON: {exc}", tree=i) from None
         if not isinstance(t, dict):
             raise src.err("a tree must be an object", tree=i)
@@ -867,6 +874,7 @@ def _dump_tree_arrays(
                 raise src.err("leaf value is not finite", tree=tid, node=nid, field="leaf")
             arr.leaf_value[i] = v32.astype(np.float64)
             arr.leaf_id[i] = nid
+            _dump_cover(arr, i, nd, tid, nid, src)
             continue
         split = src.get(nd, "split", "split", tid, nid)
         if not isinstance(split, str):
@@ -917,7 +925,23 @@ def _dump_tree_arrays(
         arr.left[i] = local[lid]
         arr.right[i] = local[rid]
         arr.default_left[i] = 1 if miss == lid else 0
+        _dump_cover(arr, i, nd, tid, nid, src)
+    if arr.cover is not None and np.isnan(arr.cover).any():  # with_stats covers on every node or none
+        nid = int(nodes[int(np.flatnonzero(np.isnan(arr.cover))[0])]["nodeid"])
+        raise src.err("some nodes have a cover and this one has none", tree=tid, node=nid, field="cover")
     return arr, max_feature
+
+
+def _dump_cover(arr: TreeArrays, i: int, nd: dict[str, Any], tid: int, nid: int, src: _Src) -> None:
+    """``cover`` of a ``with_stats`` dump node (the float sum_hess, printed round-trip exact)."""
+    if "cover" not in nd:
+        return
+    c = nd["cover"]
+    if isinstance(c, bool) or not isinstance(c, int | float) or not (math.isfinite(c) and c >= 0):
+        raise src.err(f"cover must be a finite number >= 0, got {c!r}", tree=tid, node=nid, field="cover")
+    if arr.cover is None:
+        arr.cover = np.full(arr.n_nodes, np.nan)
+    arr.cover[i] = float(F32(c))
 
 
 # ============================================================================ IR assembly
@@ -1109,7 +1133,7 @@ def _decode_json(data: bytes, src: _Src) -> Any:
         raise src.err(f"not UTF-8 text: {exc}") from None
     try:
         return json.loads(text)  # accepts XGBoost's bare NaN / Infinity / -Infinity tokens
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, and an integer beyond Python's 4300 digits
         raise src.err(f"invalid JSON: {exc}") from None
     except RecursionError:
         raise src.err("JSON nested too deeply") from None

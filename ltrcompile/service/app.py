@@ -13,10 +13,12 @@ import hmac
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -40,8 +42,10 @@ from ..rescore import (
     native_response_hits,
     parse_params,
 )
+from .explain import explain_k, explain_rows
+from .jobs import FINISHED, JobLimits
 from .openapi import docs_html, openapi_spec
-from .registry import Registry
+from .registry import SYNC_INTERVAL_S, Registry
 from .store import ModelStore, StoreError
 
 try:
@@ -183,11 +187,15 @@ class Service:
         max_upload: int = DEFAULT_MAX_UPLOAD,
         max_hits: int = DEFAULT_MAX_HITS,
         max_window: int = MAX_WINDOW,
+        job_limits: JobLimits | None = None,
+        sync_interval: float = SYNC_INTERVAL_S,
     ) -> None:
         self.store = ModelStore(store_dir)
         self.metrics = Metrics()
-        self.registry = Registry(self.store, self.metrics)
-        self.registry.load_all()
+        self.registry = Registry(
+            self.store, self.metrics, limits=job_limits, sync_interval=sync_interval
+        )
+        self.registry.start()
         self._token = token.encode() if token else None
         self.max_body = max_body
         self.max_upload = max_upload
@@ -232,7 +240,7 @@ class Service:
     def _model_label(self, name: Any) -> str:
         if not isinstance(name, str):
             return ""
-        if name in self.registry._active:
+        if name in self.registry.active_versions():
             return name
         try:
             return name if self.store.model_exists(name) else "_unknown"
@@ -317,8 +325,10 @@ class Service:
         ]
 
     async def healthz(self, request: Request) -> Response:
-        active = {n: lv.version for n, lv in self.registry._active.items()}
-        return json_response({"status": "ok", "active": active})
+        """Liveness, the versions this process serves, and which process answered."""
+        return json_response(
+            {"status": "ok", "active": self.registry.active_versions(), "pid": os.getpid()}
+        )
 
     async def metrics_endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -349,9 +359,7 @@ class Service:
     # models
     def _model_info(self, name: str) -> dict[str, Any]:
         versions = self.store.versions(name)
-        pending = [
-            j.to_dict() for j in self.registry.jobs() if j.model == name and j.finished is None
-        ]
+        pending = self.registry.pending(name)
         return {
             "name": name,
             "active_version": self.registry.active_version(name),
@@ -364,9 +372,9 @@ class Service:
 
     async def model_get(self, request: Request) -> Response:
         name = check_name("model", request.path_params["name"])
-        if not self.store.model_exists(name):
-            raise ApiError(404, f"no model {name!r}")
         info = self._model_info(name)
+        if not self.store.model_exists(name) and not info["pending"]:
+            raise ApiError(404, f"no model {name!r}")
         info["version_details"] = [
             _version_view(self.store.version_meta(name, v)) for v in info["versions"]
         ]
@@ -424,23 +432,38 @@ class Service:
         )
         if not wait:
             return json_response(
-                {**job.to_dict(), "status_url": f"/jobs/{job.id}"},
+                {**job, "status_url": f"/jobs/{job['id']}"},
                 202,
-                {"Location": f"/jobs/{job.id}"},
+                {"Location": f"/jobs/{job['id']}"},
             )
-        assert job.future is not None
-        await asyncio.wait_for(asyncio.wrap_future(job.future), UPLOAD_WAIT_S)
-        if job.state != "ready":
+        record = await self._wait_job(job["id"], UPLOAD_WAIT_S)
+        if record["state"] != "ready":
             raise ApiError(
-                job.status, f"upload of {name!r} version {job.version} failed: {job.error}"
+                int(record.get("status") or 500),
+                f"upload of {name!r} version {record['version']} failed: {record['error']}",
             )
-        return json_response(job.to_dict(), 201)
+        return json_response(self.registry.job(job["id"]), 201)
+
+    async def _wait_job(self, job_id: str, limit_s: float) -> dict[str, Any]:
+        """The job's record once finished (it may run in any process sharing the store)."""
+        deadline = time.monotonic() + limit_s
+        delay = 0.02
+        while True:
+            record = self.registry.job_record(job_id)
+            if record["state"] in FINISHED:
+                return record
+            if time.monotonic() > deadline:
+                raise ApiError(
+                    504, f"upload job {job_id} still {record['state']} after {limit_s:g} s"
+                )
+            await asyncio.sleep(delay)
+            delay = min(0.2, delay * 1.5)
 
     async def job_list(self, request: Request) -> Response:
-        return json_response({"jobs": [j.to_dict() for j in self.registry.jobs()]})
+        return json_response({"jobs": self.registry.jobs()})
 
     async def job_get(self, request: Request) -> Response:
-        return json_response(self.registry.job(request.path_params["job"]).to_dict())
+        return json_response(self.registry.job(request.path_params["job"]))
 
     # serving
     def _served(self, request: Request) -> Any:
@@ -477,6 +500,7 @@ class Service:
             )
         t_parse = time.perf_counter()
         res = lv.rescorer.rescore_hits(parsed, params)
+        k_explain = explain_k(request.query_params)
         t_score = time.perf_counter()
         model = lv.model
         self.metrics.scoring.labels(model, "rescore").observe(t_score - t_parse)
@@ -490,6 +514,15 @@ class Service:
                 **info,
                 "hits": native_response_hits(parsed, res, numpy_scalars=orjson is not None),
             }
+        if k_explain is not None:  # rescored hits only, in the response's order
+            rows = np.asarray([i for i in res.order.tolist() if res.rescored[i]], np.int64)
+            why = explain_rows(lv.rescorer, parsed.X, rows, k_explain)
+            if es_form:
+                info["explanations"] = [{"_id": parsed.ids[i], **_one(w)} for i, w in zip(rows.tolist(), why, strict=True)]
+            else:
+                by_row = dict(zip(rows.tolist(), why, strict=True))
+                for hit, i in zip(out["hits"], res.order.tolist(), strict=True):
+                    hit["explanation"] = by_row.get(i)
         payload = dumps(out)
         t_end = time.perf_counter()
         return Response(
@@ -564,7 +597,13 @@ class Service:
             raise ApiError(
                 422, f"the model's score for row {bad[0]} is not finite ({scores[bad[0]]!r})"
             )
-        payload = dumps({"model": lv.model, "version": lv.version, "scores": scores.tolist()})
+        doc: dict[str, Any] = {"model": lv.model, "version": lv.version, "scores": scores.tolist()}
+        k_explain = explain_k(request.query_params)
+        if k_explain is not None:
+            doc["explanations"] = await asyncio.to_thread(
+                explain_rows, lv.rescorer, X, np.arange(X.shape[0]), k_explain
+            )
+        payload = dumps(doc)
         return Response(
             payload,
             200,
@@ -579,6 +618,11 @@ class Service:
                 "X-Model-Version": str(lv.version),
             },
         )
+
+
+def _one(why: Any) -> dict[str, Any]:
+    """An explanation as an object (several outputs: under "outputs")."""
+    return why if isinstance(why, dict) else {"outputs": why}
 
 
 def _params_view(params: Any, rescorer: Any) -> dict[str, Any]:
@@ -642,6 +686,25 @@ def _version_view(meta: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
+#: Environment variable carrying ``create_app`` arguments to ``serve --workers N`` processes.
+CONFIG_ENV = "LTRCOMPILE_SERVICE_CONFIG"
+
+
+def create_app_from_env() -> Starlette:
+    """App factory of each ``serve --workers N`` process: arguments from ``$LTRCOMPILE_SERVICE_CONFIG``
+    (the token is read from its file by each process, never passed in the environment)."""
+    cfg = json.loads(os.environ[CONFIG_ENV])
+    token = None
+    if cfg.get("token_file"):
+        from .cli import read_token
+
+        token = read_token(cfg["token_file"])
+    limits = dict(cfg.get("limits") or {})
+    if "job_limits" in limits:
+        limits["job_limits"] = JobLimits(**limits["job_limits"])
+    return create_app(cfg["store"], token, **limits)
+
+
 def create_app(
     store_dir: str,
     token: str | None = None,
@@ -660,8 +723,10 @@ def create_app(
         what = "method not allowed" if status == 405 else "not found"
         return _error(status, f"{what}: {request.method} {request.url.path} (see /docs)")
 
+    from .ltr_api import ltr_routes  # the o19s plugin's _ltr paths over the same store
+
     app = Starlette(
-        routes=svc.routes(),
+        routes=[*svc.routes(), *ltr_routes(svc)],
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: not_found},
     )

@@ -70,6 +70,14 @@ _RESCORE_QUERY = [
     _q("log_name", {"type": "string"}, "which fields._ltrlog entry holds the features (ES body)"),
 ]
 
+_EXPLAIN = _q(
+    "explain",
+    {"type": "string", "pattern": "^(true|false|[0-9]+)$"},
+    "true (top 10) or K (1..1000): per hit, the K features with the largest |TreeSHAP "
+    "contribution| (raw-margin space, with the bias); rescore: rescored hits only (native form: "
+    "hit.explanation; ES form: _rescore.explanations). 422 for models without node covers.",
+)
+
 
 @lru_cache(maxsize=1)
 def openapi_spec() -> dict[str, Any]:
@@ -230,7 +238,7 @@ def openapi_spec() -> dict[str, Any]:
                     "rescorer=learning_to_rank: the window's scores become (float)(model + "
                     "shift), sorted; hits beyond the window follow, unchanged."
                 ),
-                "parameters": _RESCORE_QUERY,
+                "parameters": [*_RESCORE_QUERY, _EXPLAIN],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -248,7 +256,7 @@ def openapi_spec() -> dict[str, Any]:
             },
         },
         "/models/{name}/score": {
-            "parameters": [_NAME, _RESCORE_QUERY[0]],
+            "parameters": [_NAME, _RESCORE_QUERY[0], _EXPLAIN],
             "post": {
                 "summary": "plain model scores for a matrix of feature vectors",
                 "requestBody": {

@@ -1,18 +1,26 @@
-"""On-disk model store: feature sets and versioned models, crash-safe.
+"""On-disk model store: feature sets, versioned models and upload jobs; crash-safe, shareable.
 
 Layout under the store root::
 
     featuresets/<name>.json              one feature set per file (atomic replace)
-    models/<name>/model.json             {"next_version": n} -- version numbers are never reused
     models/<name>/ACTIVE                 {"version": v} -- the pointer, replaced atomically
     models/<name>/versions/<v>/          a complete version: source file, meta.json, ir.json, compiled/
-    tmp/                                 staging and trash; emptied when the store is opened
-    .lock                                flock: one server per store
+    counters/<name>.json                 {"next_version": n} -- kept when the model is deleted, so
+                                         version numbers are never reused
+    jobs/<id>/job.json, body             an accepted upload: its record and the uploaded file
+    jobs/<id>/lock                       flock held by the process running the job
+    tmp/                                 staging and trash
+    .lock                                flock held for the few milliseconds of each change
 
 Every write goes to a temporary name in the same file system, is fsynced, then renamed into place
 (and the parent directory fsynced). A version directory is built under ``tmp/`` and renamed into
 ``versions/`` only once it is complete, so after a crash at any point the store holds either the
 old state or the whole new version, never part of one. Deletions rename into ``tmp/`` first.
+
+Several processes (``serve --workers N``, or several servers on one shared directory) may use one
+store: each change (reserving a version number, committing, activating, deleting) holds ``.lock``
+(``flock``, which Linux also maps onto NFS byte-range locks), and a running job holds its own
+lock, so a job whose process died is recognised by any other process and resumed.
 """
 
 from __future__ import annotations
@@ -23,11 +31,17 @@ import json
 import os
 import shutil
 import threading
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..rescore import NAME_RE, FeatureSet, RescoreInputError, check_name
+
+#: A temp file older than this is a leftover of a dead writer (writes take milliseconds).
+STALE_TMP_S = 120.0
+_JOB_ID_LEN = 16
 
 
 class StoreError(Exception):
@@ -93,27 +107,41 @@ def _read_json(path: Path) -> Any:
         return json.loads(fh.read())
 
 
+def check_job_id(job_id: str) -> str:
+    if len(job_id) != _JOB_ID_LEN or not all(c in "0123456789abcdef" for c in job_id):
+        raise StoreError(f"no upload job {job_id!r}", 404)
+    return job_id
+
+
 class ModelStore:
-    """Feature sets and model versions on disk. Thread-safe; one process per root (flock)."""
+    """Feature sets, model versions and upload jobs on disk. Thread- and process-safe."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._lockfile = open(self.root / ".lock", "a+")  # noqa: SIM115 -- held for the lifetime
-        try:
-            fcntl.flock(self._lockfile.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            self._lockfile.close()
-            raise StoreError(f"store {self.root} is in use by another process", 409) from exc
-        for sub in ("featuresets", "models", "tmp"):
+        for sub in ("featuresets", "models", "counters", "jobs", "tmp"):
             (self.root / sub).mkdir(exist_ok=True)
+        self._tlock = threading.RLock()
+        self._depth = 0
+        self._lockfile = open(self.root / ".lock", "a+")  # noqa: SIM115 -- held open for life
         self._clean_tmp()
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            fcntl.flock(self._lockfile.fileno(), fcntl.LOCK_UN)
         self._lockfile.close()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Exclusive against every thread and every process using this store (re-entrant)."""
+        with self._tlock:
+            if self._depth == 0:
+                fcntl.flock(self._lockfile.fileno(), fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    fcntl.flock(self._lockfile.fileno(), fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ paths
     @property
@@ -129,19 +157,35 @@ class ModelStore:
     def version_dir(self, name: str, version: int) -> Path:
         return self.model_dir(name) / "versions" / str(int(version))
 
+    def job_dir(self, job_id: str) -> Path:
+        return self.root / "jobs" / check_job_id(job_id)
+
     def _clean_tmp(self) -> None:
-        """Remove leftovers of interrupted uploads and deletions (never visible state)."""
-        for p in self.tmp.iterdir():
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-        for d in (self.root / "featuresets", *self.root.glob("models/*")):
-            for p in d.glob(".*.tmp"):
-                p.unlink(missing_ok=True)
-        for d in (self.root / "models").iterdir():
-            # a model whose first upload never completed: it was never visible, drop it
-            if not d.is_dir() or not NAME_RE.fullmatch(d.name):
-                continue
-            if not self.versions(d.name) and not (d / "ACTIVE").exists():
-                shutil.rmtree(d, ignore_errors=True)
+        """Remove leftovers of dead writers; never what a live process (here or another server
+        sharing the store) is still working on."""
+        now = time.time()
+        with self.locked():
+            for p in self.tmp.iterdir():
+                if p.name.startswith("stage-"):  # stage-<job id>-<random>: its job's lock tells
+                    job_id = p.name.split("-")[1]
+                    with contextlib.suppress(StoreError):
+                        if self.job_running(job_id):
+                            continue
+                elif not p.name.startswith("trash-") and now - _mtime(p) < STALE_TMP_S:
+                    continue
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            dirs = [self.root / "featuresets", self.root / "counters"]
+            dirs += [*self.root.glob("models/*"), *self.root.glob("jobs/*")]
+            for d in dirs:
+                for p in d.glob(".*.tmp"):
+                    if now - _mtime(p) >= STALE_TMP_S:
+                        p.unlink(missing_ok=True)
+            for d in (self.root / "models").iterdir():
+                # a commit that died between creating the model directory and the rename
+                if not d.is_dir() or not NAME_RE.fullmatch(d.name):
+                    continue
+                if not self.versions(d.name) and not (d / "ACTIVE").exists():
+                    shutil.rmtree(d, ignore_errors=True)
 
     def _trash(self, path: Path) -> None:
         dest = self.tmp / f"trash-{uuid.uuid4().hex}"
@@ -150,18 +194,34 @@ class ModelStore:
         shutil.rmtree(dest, ignore_errors=True)
 
     # ------------------------------------------------------------------ feature sets
-    def put_featureset(self, fs: FeatureSet) -> bool:
-        """Create or replace; True when it was created."""
-        with self._lock:
+    def put_featureset(self, fs: FeatureSet, create_only: bool = False) -> bool:
+        """Create or replace (``create_only``: 409 if it exists); True when it was created.
+
+        Each write bumps the set's version (``_version`` in the file; 1 when created)."""
+        with self.locked():
             path = self._fs_path(fs.name)
             created = not path.exists()
-            write_json_atomic(path, fs.to_dict())
+            if create_only and not created:
+                raise StoreError(f"feature set {fs.name!r} already exists", 409)
+            version = 1 if created else self.featureset_version(fs.name) + 1
+            write_json_atomic(path, {**fs.to_dict(), "_version": version})
             return created
+
+    def featureset_version(self, name: str) -> int:
+        """How many times the set was written since it was created (files without one: 1)."""
+        try:
+            v = _read_json(self._fs_path(name)).get("_version", 1)
+        except FileNotFoundError:
+            raise StoreError(f"no feature set {name!r}", 404) from None
+        return int(v) if isinstance(v, int) and v > 0 else 1
 
     def get_featureset(self, name: str) -> FeatureSet:
         path = self._fs_path(name)
         try:
-            return FeatureSet.from_dict(_read_json(path), name)
+            doc = _read_json(path)
+            if isinstance(doc, dict):
+                doc.pop("_version", None)
+            return FeatureSet.from_dict(doc, name)
         except FileNotFoundError:
             raise StoreError(f"no feature set {name!r}", 404) from None
         except (ValueError, RescoreInputError) as exc:
@@ -172,7 +232,7 @@ class ModelStore:
 
     def delete_featureset(self, name: str) -> None:
         """Models keep the copy of the feature set they were uploaded with (as in ES LTR)."""
-        with self._lock:
+        with self.locked():
             path = self._fs_path(name)
             if not path.exists():
                 raise StoreError(f"no feature set {name!r}", 404)
@@ -206,47 +266,63 @@ class ModelStore:
             return None
         return v if self.version_dir(name, v).is_dir() else None
 
+    def active_stamp(self, name: str) -> tuple[int, ...] | None:
+        """Identity of the ``ACTIVE`` pointer file: changes whenever it is replaced."""
+        try:
+            st = os.stat(self.model_dir(name) / "ACTIVE")
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size
+
     def reserve_version(self, name: str) -> int:
-        """The next version number of ``name`` (creating the model); never handed out twice."""
-        with self._lock:
-            d = self.model_dir(name)
-            (d / "versions").mkdir(parents=True, exist_ok=True)
-            try:
-                nxt = int(_read_json(d / "model.json")["next_version"])
-            except FileNotFoundError:
-                nxt = 1
+        """The next version number of ``name``; never handed out twice, across processes, crashes
+        and deletions of the model (the counter outlives the model directory)."""
+        with self.locked():
+            counter = self.root / "counters" / f"{check_name('model', name)}.json"
+            nxt = 1
+            for path in (counter, self.model_dir(name) / "model.json"):  # model.json: older stores
+                with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
+                    nxt = max(nxt, int(_read_json(path)["next_version"]))
             nxt = max([nxt, *(v + 1 for v in self.versions(name))])
-            write_json_atomic(d / "model.json", {"next_version": nxt + 1})
+            crash_point("reserve-version")
+            write_json_atomic(counter, {"next_version": nxt + 1})
             return nxt
 
-    def staging_dir(self) -> Path:
-        p = self.tmp / f"stage-{uuid.uuid4().hex}"
+    def staging_dir(self, job_id: str) -> Path:
+        p = self.tmp / f"stage-{check_job_id(job_id)}-{uuid.uuid4().hex[:8]}"
         p.mkdir()
         return p
 
-    def commit_version(self, name: str, version: int, staging: Path) -> Path:
-        """fsync the complete staging tree and rename it into ``versions/<version>``."""
+    def commit_version(
+        self, name: str, version: int, staging: Path, still_wanted: Any = None
+    ) -> Path:
+        """fsync the complete staging tree and rename it into ``versions/<version>``.
+
+        ``still_wanted()`` is checked under the store lock (e.g. the job was not cancelled by a
+        deletion of the model meanwhile)."""
         fsync_tree(staging)
         crash_point("before-commit-rename")
-        with self._lock:
+        with self.locked():
+            if still_wanted is not None:
+                still_wanted()
             dest = self.version_dir(name, version)
             if dest.exists():
                 raise StoreError(f"model {name!r} version {version} already exists", 409)
-            if not self.model_dir(name).is_dir():
-                raise StoreError(f"model {name!r} was deleted during the upload", 409)
+            dest.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staging, dest)
             fsync_dir(dest.parent)
+            fsync_dir(self.root / "models")
         crash_point("after-commit-rename")
         return dest
 
     def set_active(self, name: str, version: int) -> None:
-        with self._lock:
+        with self.locked():
             if not self.version_dir(name, version).is_dir():
                 raise StoreError(f"model {name!r} has no version {version}", 404)
             write_json_atomic(self.model_dir(name) / "ACTIVE", {"version": int(version)})
 
     def delete_version(self, name: str, version: int) -> None:
-        with self._lock:
+        with self.locked():
             d = self.version_dir(name, version)
             if not d.is_dir():
                 raise StoreError(f"model {name!r} has no version {version}", 404)
@@ -259,8 +335,83 @@ class ModelStore:
             self._trash(d)
 
     def delete_model(self, name: str) -> None:
-        with self._lock:
+        with self.locked():
             d = self.model_dir(name)
             if not d.is_dir():
                 raise StoreError(f"no model {name!r}", 404)
             self._trash(d)
+
+    # ------------------------------------------------------------------ upload jobs
+    def create_job(self, record: dict[str, Any], body: bytes) -> None:
+        """Store an accepted upload durably (record and file) before it is acknowledged."""
+        job_id = check_job_id(record["id"])
+        stage = self.tmp / f"newjob-{job_id}"
+        stage.mkdir()
+        with open(stage / "body", "wb") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        write_json_atomic(stage / "job.json", record)
+        (stage / "lock").touch()
+        fsync_dir(stage)
+        os.rename(stage, self.root / "jobs" / job_id)
+        fsync_dir(self.root / "jobs")
+        crash_point("after-job-accepted")
+
+    def read_job(self, job_id: str) -> dict[str, Any]:
+        try:
+            return _read_json(self.job_dir(job_id) / "job.json")
+        except (FileNotFoundError, NotADirectoryError):
+            raise StoreError(f"no upload job {job_id!r}", 404) from None
+
+    def write_job(self, record: dict[str, Any]) -> None:
+        d = self.job_dir(record["id"])
+        if d.is_dir():
+            write_json_atomic(d / "job.json", record)
+
+    def job_body_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "body"
+
+    def drop_job_body(self, job_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.job_body_path(job_id).unlink()
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        out = []
+        for d in (self.root / "jobs").iterdir():
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError, ValueError):
+                out.append(_read_json(d / "job.json"))
+        return sorted(out, key=lambda j: (j.get("created", 0), j.get("id", "")))
+
+    def lock_job(self, job_id: str) -> IO[Any] | None:
+        """Take the job's lock (non-blocking): the open file holding it, or None if another
+        process or thread runs the job. The lock dies with its process (``kill -9`` included)."""
+        try:
+            fh = open(self.job_dir(job_id) / "lock", "a+")  # noqa: SIM115 -- returned
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            return None
+        return fh
+
+    def job_running(self, job_id: str) -> bool:
+        fh = self.lock_job(job_id)
+        if fh is None:
+            return self.job_dir(job_id).is_dir()
+        fh.close()
+        return False
+
+    def delete_job(self, job_id: str) -> None:
+        d = self.job_dir(job_id)
+        if d.is_dir():
+            self._trash(d)
+
+
+def _mtime(p: Path) -> float:
+    try:
+        return p.lstat().st_mtime
+    except FileNotFoundError:
+        return 0.0

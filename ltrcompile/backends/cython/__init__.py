@@ -115,6 +115,7 @@ def compile(  # noqa: A001 - the public name the package exports
     progress: bool = True,
     name: str | None = None,
     tuning: Tuning | None = None,
+    isa: str | None = None,
 ) -> CompiledScorer:
     """Compile ``ensemble`` into a native scorer and load it.
 
@@ -123,6 +124,9 @@ def compile(  # noqa: A001 - the public name the package exports
     ``"datadriven"`` (node arrays + one kernel; compile time nearly independent of model size).
     ``jobs``: parallel compiler processes (default: available cores). ``cache``: reuse an identical
     existing build. ``progress``: show progress on stderr. ``name``: a label stored in the manifest.
+    ``isa``: ``"portable"`` (default: any CPU of the platform), ``"avx2"``, ``"avx512"`` or
+    ``"native"`` (the best this CPU has); host builds keep the exactness flags and are refused at
+    load time on a CPU without the instructions (see ``isa.py``). Overrides ``tuning.isa``.
     """
     from .build import BuildError, Progress, build_extension
     from .codegen import Tuning, choose_strategy, generate, generator_fingerprint, write_sources
@@ -134,8 +138,13 @@ def compile(  # noqa: A001 - the public name the package exports
         ensemble = load_model(ensemble)
     ens: Ensemble = ensemble
     ens.validate()
+    from dataclasses import replace
+
+    from .isa import resolve
+
     strat = choose_strategy(ens, strategy)
     tune = tuning or Tuning()
+    tune = replace(tune, isa=resolve(isa if isa is not None else tune.isa))
     tc = toolchain()
     ir_json = ens.to_json()
     ir_digest = ens.digest()  # what decides scores, not where the model came from
@@ -216,6 +225,7 @@ def _manifest(
 ) -> dict[str, Any]:
     from ...transforms import TRANSFORMS
     from .codegen import CODEGEN_VERSION
+    from .isa import manifest_entry
 
     py = platform_info()
     return {
@@ -232,6 +242,7 @@ def _manifest(
         "generator_fingerprint": fingerprint,
         "strategy": strategy,
         "tuning": tune.to_dict(),
+        "isa": manifest_entry(tune.isa),
         "compiler": tc.to_dict(),
         "python": py,
         "abi_tag": py["soabi"],

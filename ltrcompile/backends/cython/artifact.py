@@ -76,6 +76,11 @@ def check_compatible(manifest: dict[str, Any], where: str) -> None:
             f"artifact {where} was built for another platform/Python ABI ({diffs}); "
             "recompile the model on this machine"
         )
+    from .isa import check_cpu
+
+    why = check_cpu(manifest.get("isa"), f"artifact {where}")
+    if why is not None:
+        raise IncompatibleArtifactError(why)
 
 
 def module_name(ir_digest: str, strategy: str, tuning: dict[str, Any], toolchain: dict[str, Any], codegen_version: str) -> str:

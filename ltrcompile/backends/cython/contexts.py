@@ -142,6 +142,7 @@ class DataDrivenCtx:
     dd_lv: str  # leaf contributions
     dd_tlin: str  # per tree: has linear leaves
     dd_tw: str  # per tree: weight (linear leaves)
+    early_exit: bool  # lockstep walks stop once every lane stands on a leaf (4-byte packing only)
 
 
 def render_context(*parts: Any) -> dict[str, Any]:

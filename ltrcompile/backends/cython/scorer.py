@@ -144,6 +144,13 @@ class CompiledScorer:
             return np.concatenate(parts, axis=0)
         return fn(X, *args, nt, band)
 
+    def predict_contrib(self, X: Any) -> np.ndarray:
+        """Exact TreeSHAP contributions through the compiled kernel (:mod:`.contrib`); the same
+        values and layout as :meth:`Ensemble.predict_contrib`. Tables are built on first use."""
+        from .contrib import predict_contrib
+
+        return predict_contrib(self.ensemble, X)
+
     def predict_one(self, x: Any, raw_score: bool = False) -> Any:  # replaced per instance when direct
         """Score one document (1-D array): a float, or a float64 vector for several outputs."""
         a = np.asarray(x)

@@ -1,0 +1,364 @@
+"""The o19s LTR plugin's ``_ltr`` REST aliases, exercised over loopback HTTP against a real server.
+
+Expected bodies, statuses and messages are the plugin's (o19s/elasticsearch-learning-to-rank at
+1dfed57: ``RestFeatureManager``, ``RestAddFeatureToSet``, ``RestCreateModelFromSet``,
+``RestFeatureStoreCaches``, ``RestLTRStats``, ``StoredFeature``/``StoredFeatureSet``) and
+Elasticsearch's document responses; the model's scores are the plugin's ``model/linear`` float32
+arithmetic computed here with numpy float32 scalars.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_service import TOKEN, Server, auth
+
+FEATURES = [
+    {
+        "name": "title_query",
+        "params": ["keywords"],
+        "template": {"match": {"title": "{{keywords}}"}},
+    },
+    {
+        "name": "body_query",
+        "params": ["keywords"],
+        "template_language": "mustache",
+        "template": {"match": {"overview": "{{keywords}}"}},
+    },
+]
+WEIGHTS = {"title_query": 0.7, "body_query": 0.31}
+CREATE = {
+    "model": {"name": "linear_movies", "model": {"type": "model/linear", "definition": WEIGHTS}}
+}
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    store = tmp_path_factory.mktemp("ltrapi") / "s"
+    tf = store.parent / "token"
+    tf.write_text(TOKEN + "\n")
+    tf.chmod(0o600)
+    s = Server(store, "--token-file", str(tf))
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def es_err(r, status, type_, reason_fragment):
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["status"] == status
+    assert body["error"]["type"] == type_
+    assert body["error"]["root_cause"][0]["type"] == type_
+    assert reason_fragment in body["error"]["reason"], body
+    return body
+
+
+def test_write_paths_need_the_token(srv):
+    c = srv.client
+    fs = {"featureset": {"features": FEATURES}}
+    writes = [
+        ("PUT", "/_ltr/_featureset/authfs", fs),
+        ("POST", "/_ltr/_featureset/authfs", fs),
+        ("DELETE", "/_ltr/_featureset/authfs", None),
+        ("POST", "/_ltr/_featureset/authfs/_addfeatures", {"features": FEATURES}),
+        ("POST", "/_ltr/_featureset/authfs/_createmodel", CREATE),
+        ("DELETE", "/_ltr/_model/linear_movies", None),
+        ("POST", "/_ltr/_clearcache", None),
+    ]
+    for method, path, body in writes:
+        r = c.request(method, path, json=body)
+        es_err(
+            r,
+            401,
+            "security_exception",
+            f"missing authentication credentials for REST request [{path}]",
+        )
+        assert r.headers["www-authenticate"].startswith("Bearer")
+        r = c.request(method, path, json=body, headers=auth("wrong-token-wrong-token-wrong"))
+        es_err(r, 401, "security_exception", "unable to authenticate with provided credentials")
+    # nothing was written; reads stay open
+    assert c.get("/_ltr/_featureset/authfs").status_code == 404
+    assert c.get("/_ltr/_stats").status_code == 200
+    assert c.get("/_ltr/_cachestats").status_code == 200
+
+
+def test_featureset_crud_versions_and_errors(srv):
+    c = srv.client
+    r = c.put(
+        "/_ltr/_featureset/movies", json={"featureset": {"features": FEATURES}}, headers=auth()
+    )
+    assert r.status_code == 201, r.text
+    assert r.json() == {
+        "_index": ".ltrstore",
+        "_id": "featureset-movies",
+        "_version": 1,
+        "result": "created",
+        "forced_refresh": True,
+        "_shards": {"total": 1, "successful": 1, "failed": 0},
+    }
+    # PUT is the plugin's CREATE: an existing set is a version conflict
+    r = c.put(
+        "/_ltr/_featureset/movies", json={"featureset": {"features": FEATURES}}, headers=auth()
+    )
+    body = es_err(
+        r,
+        409,
+        "version_conflict_engine_exception",
+        "[featureset-movies]: version conflict, document already exists (current version [1])",
+    )
+    assert body["error"]["index"] == ".ltrstore"
+    r = c.get("/_ltr/_featureset/movies")
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert (got["_id"], got["_version"], got["found"]) == ("featureset-movies", 1, True)
+    src = got["_source"]
+    assert (src["name"], src["type"]) == ("movies", "featureset")
+    # template, template_language and params are kept (defaults filled as StoredFeature parses them)
+    assert src["featureset"] == {
+        "name": "movies",
+        "features": [
+            {"name": "title_query", "params": ["keywords"], "template_language": "mustache",
+             "template": {"match": {"title": "{{keywords}}"}}},
+            {"name": "body_query", "params": ["keywords"], "template_language": "mustache",
+             "template": {"match": {"overview": "{{keywords}}"}}},
+        ],
+    }  # fmt: skip
+    # the same store: the native endpoint sees the set, queries included
+    native = c.get("/featuresets/movies").json()
+    assert [f["name"] for f in native["features"]] == ["title_query", "body_query"]
+    assert native["features"][0]["template"] == {"match": {"title": "{{keywords}}"}}
+    # POST updates: version 2
+    r = c.post("/_ltr/_featureset/movies", json={"featureset": {"name": "movies", "features": FEATURES}}, headers=auth())  # fmt: skip
+    assert r.status_code == 200 and r.json()["result"] == "updated" and r.json()["_version"] == 2
+    assert c.head("/_ltr/_featureset/movies").status_code == 200
+    # 404 shapes
+    r = c.get("/_ltr/_featureset/nope")
+    assert r.status_code == 404 and r.json() == {
+        "_index": ".ltrstore",
+        "_id": "featureset-nope",
+        "found": False,
+    }
+    assert c.head("/_ltr/_featureset/nope").status_code == 404
+    r = c.delete("/_ltr/_featureset/nope", headers=auth())
+    assert (
+        r.status_code == 404
+        and r.json()["result"] == "not_found"
+        and r.json()["_id"] == "featureset-nope"
+    )
+    # bad bodies, with the plugin's messages
+    es_err(
+        c.put("/_ltr/_featureset/movies2", json={"featureset": {"name": "other", "features": FEATURES}}, headers=auth()),
+        400, "illegal_argument_exception", "Name mismatch, send request with [other] but [movies2] used in the URL",
+    )  # fmt: skip
+    es_err(
+        c.put("/_ltr/_featureset/movies2", json=CREATE, headers=auth()),
+        400, "illegal_argument_exception", "Excepted a [featureset] but encountered [model]",
+    )  # fmt: skip
+    es_err(
+        c.put("/_ltr/_featureset/movies2", json={"featureset": {"features": [{"name": "x"}]}}, headers=auth()),
+        400, "parsing_exception", "Field [template] is mandatory",
+    )  # fmt: skip
+    es_err(
+        c.put("/_ltr/_featureset/movies2", json={"featureset": {"features": FEATURES + FEATURES[:1]}}, headers=auth()),
+        400, "illegal_argument_exception", "Feature [title_query] defined twice in this set",
+    )  # fmt: skip
+    es_err(
+        c.put("/_ltr/_featureset/movies2", json={"validation": {"index": "tmdb"}, "featureset": {"features": FEATURES}}, headers=auth()),
+        400, "illegal_argument_exception", "[validation] runs the feature queries",
+    )  # fmt: skip
+    es_err(
+        c.put("/_ltr/_featureset/movies2", content=b"", headers=auth()),
+        400, "illegal_argument_exception", "Missing content or source param.",
+    )  # fmt: skip
+    es_err(
+        c.put("/_ltr/_featureset/movies2", content=b"{nope", headers=auth()),
+        400, "parse_exception", "invalid JSON",
+    )  # fmt: skip
+    es_err(
+        c.put("/_ltr/_featureset/bad%20name", json={"featureset": {"features": FEATURES}}, headers=auth()),
+        400, "illegal_argument_exception", "invalid feature set name",
+    )  # fmt: skip
+    assert c.get("/_ltr/_featureset/movies2").status_code == 404
+
+
+def test_addfeatures_append_merge_and_create(srv):
+    c = srv.client
+    r = c.put(
+        "/_ltr/_featureset/addfs", json={"featureset": {"features": FEATURES[:1]}}, headers=auth()
+    )
+    assert r.status_code == 201
+    rating = {"name": "user_rating", "params": [], "template": {"function_score": {"field_value_factor": {"field": "vote_average"}}}}  # fmt: skip
+    r = c.post("/_ltr/_featureset/addfs/_addfeatures", json={"features": [rating]}, headers=auth())
+    assert r.status_code == 200, r.text
+    assert (r.json()["result"], r.json()["_version"]) == ("updated", 2)
+    feats = c.get("/_ltr/_featureset/addfs").json()["_source"]["featureset"]["features"]
+    assert [f["name"] for f in feats] == ["title_query", "user_rating"]
+    # names are unique: appending an existing one fails, merge=true updates it in place
+    es_err(
+        c.post("/_ltr/_featureset/addfs/_addfeatures", json={"features": [rating]}, headers=auth()),
+        400, "illegal_argument_exception", "Feature [user_rating] defined twice",
+    )  # fmt: skip
+    newer = {**rating, "template": {"match_all": {}}}
+    r = c.post("/_ltr/_featureset/addfs/_addfeatures?merge=true", json={"features": [newer, FEATURES[1]]}, headers=auth())  # fmt: skip
+    assert r.status_code == 200 and r.json()["_version"] == 3
+    feats = c.get("/_ltr/_featureset/addfs").json()["_source"]["featureset"]["features"]
+    assert [f["name"] for f in feats] == ["title_query", "user_rating", "body_query"]
+    assert feats[1]["template"] == {"match_all": {}}
+    # a set that does not exist is created (as the plugin does)
+    r = c.post("/_ltr/_featureset/fresh/_addfeatures", json={"features": FEATURES}, headers=auth())
+    assert r.status_code == 201 and r.json()["result"] == "created" and r.json()["_version"] == 1
+    es_err(
+        c.post("/_ltr/_featureset/addfs/_addfeatures/title*", headers=auth()),
+        400, "illegal_argument_exception", "_ltr/_feature",
+    )  # fmt: skip
+    es_err(
+        c.post("/_ltr/_featureset/addfs/_addfeatures", json={"features": []}, headers=auth()),
+        400, "illegal_argument_exception", "none provided",
+    )  # fmt: skip
+    assert c.delete("/_ltr/_featureset/fresh", headers=auth()).json()["result"] == "deleted"
+
+
+def plugin_linear(x):
+    """o19s LinearRanker: float score = 0; score += w[i] * x[i] (float32), in feature-set order."""
+    s = np.float32(0)
+    for w, v in zip(WEIGHTS.values(), x, strict=True):
+        s = np.float32(s + np.float32(np.float32(w) * np.float32(v)))
+    return s
+
+
+def test_createmodel_get_cache_stats_clearcache_delete(srv):
+    c = srv.client
+    if c.get("/_ltr/_featureset/movies").status_code == 404:
+        assert c.put("/_ltr/_featureset/movies", json={"featureset": {"features": FEATURES}}, headers=auth()).status_code == 201  # fmt: skip
+    set_version = c.get("/_ltr/_featureset/movies").json()["_version"]
+    # errors first: the plugin's statuses and messages
+    es_err(
+        c.post("/_ltr/_featureset/nope/_createmodel", json=CREATE, headers=auth()),
+        400, "illegal_argument_exception", "Stored feature set [nope] does not exist",
+    )  # fmt: skip
+    es_err(
+        c.post("/_ltr/_featureset/movies/_createmodel", json={"name": "x"}, headers=auth()),
+        400, "x_content_parse_exception", "unknown field [name]",
+    )  # fmt: skip
+    es_err(
+        c.post("/_ltr/_featureset/movies/_createmodel", json={"model": {"model": CREATE["model"]["model"]}}, headers=auth()),
+        400, "parsing_exception", "Missing required value [name]",
+    )  # fmt: skip
+    es_err(
+        c.post("/_ltr/_featureset/movies/_createmodel?version=99", json=CREATE, headers=auth()),
+        400, "illegal_argument_exception", f"has version [{set_version}] but [99] was expected.",
+    )  # fmt: skip
+    es_err(
+        c.post("/_ltr/_featureset/movies/_createmodel?version=0", json=CREATE, headers=auth()),
+        400, "illegal_argument_exception", "version must be a strictly positive long value",
+    )  # fmt: skip
+    bad = {"model": {"name": "broken", "model": {"type": "model/unknown", "definition": {}}}}
+    es_err(
+        c.post("/_ltr/_featureset/movies/_createmodel", json=bad, headers=auth()),
+        400, "illegal_argument_exception", "model/unknown",
+    )  # fmt: skip
+    assert c.get("/models/broken").status_code == 404  # a failed create leaves nothing behind
+    # create: compiled, verified, stored and active before the 201, as version 1 of the model
+    r = c.post(
+        f"/_ltr/_featureset/movies/_createmodel?version={set_version}", json=CREATE, headers=auth()
+    )
+    assert r.status_code == 201, r.text
+    assert r.json() == {
+        "_index": ".ltrstore",
+        "_id": "model-linear_movies",
+        "_version": 1,
+        "result": "created",
+        "forced_refresh": True,
+        "_shards": {"total": 1, "successful": 1, "failed": 0},
+    }
+    info = c.get("/models/linear_movies").json()  # the same store and versions
+    assert info["active_version"] == 1 and info["version_details"][0]["format"] == "es-ltr"
+    es_err(
+        c.post("/_ltr/_featureset/movies/_createmodel", json=CREATE, headers=auth()),
+        405, "illegal_argument_exception", "Element of type [model] are not updatable, please create a new one instead.",
+    )  # fmt: skip
+    # GET: the stored document (model with its copy of the feature set)
+    got = c.get("/_ltr/_model/linear_movies").json()
+    assert (got["_id"], got["_version"], got["found"]) == ("model-linear_movies", 1, True)
+    src = got["_source"]
+    assert (src["name"], src["type"]) == ("linear_movies", "model")
+    assert src["model"]["name"] == "linear_movies"
+    assert src["model"]["model"] == {"type": "model/linear", "definition": WEIGHTS}
+    assert src["model"]["feature_set"]["name"] == "movies"
+    assert src["model"]["feature_set"]["features"][0]["template"] == FEATURES[0]["template"]
+    r = c.get("/_ltr/_model/nope")
+    assert r.status_code == 404 and r.json() == {
+        "_index": ".ltrstore",
+        "_id": "model-nope",
+        "found": False,
+    }
+    # serve it: the plugin's float32 linear arithmetic
+    rows = [(9.5, 3.25), (0.0, 12.0), (1.7, 0.3)]
+    r = c.post("/models/linear_movies/score", json={"features": [list(x) for x in rows]})
+    assert r.status_code == 200, r.text
+    assert r.json()["scores"] == [float(plugin_linear(x)) for x in rows]
+    # a second version through the native API, then version 1 loaded explicitly: two resident
+    r = c.post(
+        "/models/linear_movies/versions",
+        params={"featureset": "movies", "wait": "true"},
+        content=json.dumps(CREATE).encode(),
+        headers=auth(),
+    )
+    assert r.status_code == 201, r.text
+    assert c.get("/_ltr/_model/linear_movies").json()["_version"] == 2  # the active version
+    hits = [{"id": i, "score": 1.0, "features": list(x)} for i, x in enumerate(rows)]
+    assert c.post("/models/linear_movies/rescore?version=1", json={"hits": hits}).status_code == 200
+    cs = c.get("/_ltr/_cachestats").json()
+    assert cs["_nodes"] == {"total": 1, "successful": 1, "failed": 0}
+    m = cs["models"]["linear_movies"]
+    assert m["count"] == 2 and set(m["versions"]) == {"1", "2"}
+    assert m["versions"]["2"]["active"] and not m["versions"]["1"]["active"]
+    assert all(v["ram"] > 0 for v in m["versions"].values()) and m["ram"] == sum(v["ram"] for v in m["versions"].values())  # fmt: skip
+    assert m["hits"] == 2 and m["rows_scored"] == 6  # one score + one rescore request, 3 rows each
+    assert cs["all"]["models"]["count"] >= 2 and cs["all"]["total"] == cs["all"]["models"]
+    assert cs["stores"]["_default_"] == cs["all"] and cs["all"]["featuresets"] == {
+        "ram": 0,
+        "count": 0,
+    }
+    # clear the cache: the non-active version leaves memory, the active one keeps serving
+    r = c.post("/_ltr/_clearcache", headers=auth())
+    assert r.status_code == 200 and r.json() == {"acknowledged": True}
+    m = c.get("/_ltr/_cachestats").json()["models"]["linear_movies"]
+    assert m["count"] == 1 and set(m["versions"]) == {"2"}
+    assert (
+        c.post("/models/linear_movies/score", json={"features": [list(rows[0])]}).status_code == 200
+    )
+    st = c.get("/_ltr/_stats").json()
+    assert st["status"] == "green"
+    assert st["stores"]["_default_"]["model_count"] == len(c.get("/models").json()["models"])
+    assert st["stores"]["_default_"]["featureset_count"] == len(
+        c.get("/featuresets").json()["featuresets"]
+    )
+    cache = st["nodes"]["ltrcompile"]["cache"]["model"]
+    assert cache["eviction_count"] >= 1 and cache["entry_count"] >= 1 and cache["hit_count"] >= 3
+    only = c.get("/_ltr/_stats/stores").json()
+    assert "stores" in only and "status" not in only and only["nodes"]["ltrcompile"] == {}
+    es_err(
+        c.get("/_ltr/_stats/bogus"), 400, "illegal_argument_exception", "unrecognized stat: [bogus]"
+    )
+    es_err(
+        c.get("/_ltr/_stats/_all,stores"), 400, "illegal_argument_exception", "contains both _all"
+    )
+    # delete: gone from both APIs
+    r = c.delete("/_ltr/_model/linear_movies", headers=auth())
+    assert (
+        r.status_code == 200
+        and r.json()["result"] == "deleted"
+        and r.json()["_id"] == "model-linear_movies"
+    )
+    assert c.get("/models/linear_movies").status_code == 404
+    assert c.get("/_ltr/_model/linear_movies").status_code == 404
+    r = c.delete("/_ltr/_model/linear_movies", headers=auth())
+    assert r.status_code == 404 and r.json()["result"] == "not_found"
+    r = c.delete("/_ltr/_featureset/movies", headers=auth())
+    assert r.status_code == 200 and r.json()["result"] == "deleted"
+    assert c.get("/_ltr/_featureset/movies").status_code == 404
