@@ -512,12 +512,16 @@ def run_score_job(
 
     t0 = time.perf_counter()
     shipped = ship(model)
-    spark = (
+    builder = (
         SparkSession.builder.master(master)
         .appName(f"ltrcompile score {Path(model).name}")
         .config("spark.ui.showConsoleProgress", "true")
-        .getOrCreate()
     )
+    if master.startswith("local"):  # a local job listens on loopback only
+        builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config(
+            "spark.driver.host", "127.0.0.1"
+        )
+    spark = builder.getOrCreate()
     try:
         df = spark.read.parquet(input_path)
         out = score(df, shipped, features=features, output_col=output_col, raw_score=raw_score,

@@ -79,6 +79,8 @@ def spark(cache_dir):
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "500")  # several batches per task
         .config("spark.driver.memory", "1g")
+        .config("spark.driver.bindAddress", "127.0.0.1")  # loopback only
+        .config("spark.driver.host", "127.0.0.1")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
