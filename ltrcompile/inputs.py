@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import normalizers
 from .errors import InputDataError
 
 if TYPE_CHECKING:
@@ -223,20 +224,6 @@ def _sparse_rows_as_stored(X: Any) -> bool:
 
 
 def apply_normalizers(ens: Ensemble, M: np.ndarray) -> None:
-    """In place, in float32 like the ES LTR plugin's ``FeatureNormalizingRanker``: the feature value
-    as a float, then ``standard`` ``(x - mean) / std`` or ``min_max`` ``(x - min) / (max - min)``, all
-    float operations. An optional ``missing_value`` replaces NaN first (the plugin's dense rankers read
-    an unmatched feature as 0 and normalize that)."""
-    f32 = np.float32
-    for spec in ens.normalizers or []:
-        f = spec["feature"]
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            col = M[:, f].astype(f32)
-            if spec.get("missing_value") is not None:
-                col = np.where(np.isnan(col), f32(spec["missing_value"]), col)
-            if spec["type"] == "standard":
-                col = (col - f32(spec["mean"])) / f32(spec["std"])
-            else:
-                lo, hi = f32(spec["min"]), f32(spec["max"])
-                col = (col - lo) / (hi - lo)
-        M[:, f] = col
+    """In place, in float32 like the ES LTR plugin's ``FeatureNormalizingRanker`` (the rule is
+    :func:`ltrcompile.normalizers.apply_ir`: ``missing_value`` replaces NaN, then the scaling)."""
+    normalizers.apply_ir(ens.normalizers, M)

@@ -802,17 +802,13 @@ class Ensemble:
             if np.any((f < 0) | (f >= self.n_features)):
                 raise IRValidationError("linear leaf feature out of range", field="leaf_features")
         if self.normalizers:
+            from . import normalizers
+
             for i, spec in enumerate(self.normalizers):
-                feat = spec.get("feature")
-                if not isinstance(feat, int) or not 0 <= feat < self.n_features:
-                    raise IRValidationError(
-                        f"normalizer {i} names feature {feat!r} outside [0, {self.n_features})",
-                        field="normalizers",
-                    )
-                if spec.get("type") not in ("standard", "min_max"):
-                    raise IRValidationError(
-                        f"normalizer {i} has unknown type {spec.get('type')!r}", field="normalizers"
-                    )
+                try:
+                    normalizers.check_ir(spec, self.n_features)
+                except normalizers.NormalizerError as exc:
+                    raise IRValidationError(f"normalizer {i}: {exc}", field="normalizers") from None
 
     # ------------------------------------------------------------------ scoring (interpreter)
     def predict(self, X: Any, raw_score: bool = False) -> np.ndarray:

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from . import normalizers
 from .errors import InputDataError
 
 SCORE_MODES = ("total", "multiply", "avg", "max", "min")
@@ -100,12 +101,16 @@ class FeatureSet:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", {n: i for i, n in enumerate(self.features)})
+        object.__setattr__(
+            self, "parsed_normalizers", {k: normalizers.from_plugin(v) for k, v in self.normalizers.items()}
+        )
         if not self.queries:
             object.__setattr__(self, "queries", (None,) * len(self.features))
         elif len(self.queries) != len(self.features):
             raise RescoreInputError("queries must hold one entry (or None) per feature")
 
     index: dict[str, int] = field(init=False, repr=False, compare=False)
+    parsed_normalizers: dict[str, normalizers.Normalizer] = field(init=False, repr=False, compare=False)
 
     @property
     def size(self) -> int:
@@ -202,38 +207,16 @@ def _check_query(i: int, f: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _check_normalizer(fname: str, spec: Any) -> dict[str, dict[str, float]]:
-    if not isinstance(spec, dict) or len(spec) != 1:
-        raise RescoreInputError(
-            f"normalizer of {fname!r} must be an object with exactly one of 'standard', 'min_max'"
-        )
-    ((kind, params),) = spec.items()
-    keys = {"standard": ("mean", "standard_deviation"), "min_max": ("minimum", "maximum")}.get(kind)
-    if keys is None:
-        raise RescoreInputError(f"normalizer of {fname!r}: unknown type {kind!r}")
-    if not isinstance(params, dict) or set(params) != set(keys):
-        raise RescoreInputError(f"normalizer {kind!r} of {fname!r} needs exactly {list(keys)}")
-    vals = {k: float(_finite_f32(params[k], f"{fname}.{kind}.{k}")) for k in keys}
-    if kind == "standard" and not vals["standard_deviation"] > 0:
-        raise RescoreInputError(f"standard normalizer of {fname!r}: standard_deviation must be > 0")
-    if kind == "min_max" and not vals["minimum"] < vals["maximum"]:
-        raise RescoreInputError(f"min_max normalizer of {fname!r}: minimum must be < maximum")
-    return {kind: vals}
+    """The plugin's rule (:func:`ltrcompile.normalizers.from_plugin`), in the plugin's JSON shape."""
+    try:
+        return normalizers.from_plugin(spec).to_plugin()
+    except normalizers.NormalizerError as exc:
+        raise RescoreInputError(f"normalizer of {fname!r}: {exc}") from None
 
 
 def apply_normalizers_f32(fs: FeatureSet, X: np.ndarray) -> None:
     """In place, float32 arithmetic like the ES LTR plugin (``(v-mean)/std``, ``(v-min)/(max-min)``)."""
-    for fname, spec in fs.normalizers.items():
-        j = fs.index[fname]
-        with np.errstate(over="ignore", invalid="ignore"):
-            col = X[:, j].astype(_F32)
-            if "standard" in spec:
-                p = spec["standard"]
-                col = (col - _F32(p["mean"])) / _F32(p["standard_deviation"])
-            else:
-                p = spec["min_max"]
-                lo, hi = _F32(p["minimum"]), _F32(p["maximum"])
-                col = (col - lo) / (hi - lo)
-        X[:, j] = col
+    normalizers.apply_named(fs.parsed_normalizers, fs.index, X)
 
 
 # ---------------------------------------------------------------------- binding

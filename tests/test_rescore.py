@@ -321,7 +321,7 @@ def test_featureset_validation():
                 "features": ["a"],
                 "feature_normalizers": {"a": {"standard": {"mean": 0, "standard_deviation": 0}}},
             },
-            "> 0",
+            "must be positive",
         ),
         (
             {
@@ -329,7 +329,7 @@ def test_featureset_validation():
                 "features": ["a"],
                 "feature_normalizers": {"a": {"min_max": {"minimum": 2, "maximum": 1}}},
             },
-            "minimum must be",
+            "minimum < maximum",
         ),
         (
             {
@@ -337,11 +337,11 @@ def test_featureset_validation():
                 "features": ["a"],
                 "feature_normalizers": {"a": {"standard": {"mean": 0}}},
             },
-            "needs exactly",
+            "needs standard_deviation",
         ),
         (
             {"name": "x", "features": ["a"], "feature_normalizers": {"a": {"zscore": {}}}},
-            "unknown type",
+            "unknown normalizer type",
         ),
         ({"name": "x", "features": ["a"], "extra": 1}, "unknown feature-set keys"),
     ]

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import normalizers
 from ..ir import Ensemble
 from . import ranklib as _ranklib_exporter
 from ._common import (
@@ -107,18 +108,12 @@ def _normalizers(ens: Ensemble, names: list[str], dense: bool, ex: Exactness) ->
             ex.need(mv == 0.0, "a normalizer without missing_value=0 (dense plugin models normalise the 0 of an unmatched feature)", field="normalizers")
         else:
             ex.need(mv is None, "a normalizer with missing_value (the plugin's XGBoost models keep NaN)", field="normalizers")
-        if spec["type"] == "standard":
-            out[names[f]] = {"standard": {"mean": float(F32(spec["mean"])), "standard_deviation": float(F32(spec["std"]))}}
-        else:
-            lo, hi = float(F32(spec["min"])), float(F32(spec["max"]))
-            if not 0 <= lo < hi:
-                raise ex.refuse(f"min_max normalizer with minimum {lo} (the plugin needs 0 <= minimum < maximum)", field="normalizers")
-            out[names[f]] = {"min_max": {"minimum": lo, "maximum": hi}}
-        ex.need(
-            all(is_f32(float(spec[k])) for k in ("mean", "std", "min", "max") if k in spec),
-            "normalizer parameters that are not float32 values",
-            field="normalizers",
-        )
+        norm = normalizers.from_ir(spec)
+        problem = norm.plugin_problem()
+        if problem:
+            raise ex.refuse(f"a normalizer the plugin refuses: {problem}", field="normalizers")
+        ex.need(norm.is_float32(), "normalizer parameters that are not float32 values", field="normalizers")
+        out[names[f]] = norm.to_plugin()
     return out
 
 

@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import normalizers
 from ..errors import IRValidationError, LtrCompileError, ModelFormatError, UnsupportedModelError
 from ..ir import Ensemble, Missing, Op, TreeArrays
 from . import ranklib as _ranklib
@@ -240,35 +241,11 @@ def _normalizers(spec: Any, names: list[str], dense: bool, src: _Src) -> list[di
         where = {"field": f"feature_normalizers.{fname}"}
         if fname not in names:
             raise src.err(f"feature {fname!r} not found in the feature set", **where)
-        norm = _obj(norm, src, f"normalizer of {fname!r}", **where)
-        kinds = [k for k in norm if k in ("standard", "min_max")]
-        unknown = [k for k in norm if k not in ("standard", "min_max")]
-        if unknown:
-            raise src.err(f"unknown normalizer type(s) {unknown}", **where)
-        if len(kinds) != 1:
-            raise src.err("exactly one of 'standard', 'min_max' is required", **where)
-        params = _obj(norm[kinds[0]], src, kinds[0], **where)
-        entry: dict[str, Any] = {"feature": names.index(fname)}
-        if kinds[0] == "standard":
-            bad = set(params) - {"mean", "standard_deviation"}
-            if bad:
-                raise src.err(f"unknown standard normalizer field(s) {sorted(bad)}", **where)
-            mean = _f32(params.get("mean", 0), src, "mean", **where)
-            if "standard_deviation" not in params:
-                raise src.err("standard normalizer needs standard_deviation (the plugin would divide by 0)", **where)
-            std = _f32(params["standard_deviation"], src, "standard_deviation", **where)
-            if not std > 0 or not math.isfinite(std) or not math.isfinite(mean):
-                raise src.err(f"standard_deviation must be positive and finite; got {std}", **where)
-            entry.update(type="standard", mean=mean, std=std)
-        else:
-            bad = set(params) - {"minimum", "maximum"}
-            if bad:
-                raise src.err(f"unknown min_max normalizer field(s) {sorted(bad)}", **where)
-            lo = _f32(params.get("minimum", 0), src, "minimum", **where)
-            hi = _f32(params.get("maximum", float(np.finfo(np.float32).max)), src, "maximum", **where)
-            if not (0 <= lo < hi) or not math.isfinite(hi):
-                raise src.err(f"min_max needs 0 <= minimum < maximum (plugin rule); got {lo}, {hi}", **where)
-            entry.update(type="min_max", min=lo, max=hi)
+        try:
+            parsed = normalizers.from_plugin(norm, lambda v, what, w=where: _f32(v, src, what, **w))
+        except normalizers.NormalizerError as exc:
+            raise src.err(str(exc), **where) from None
+        entry = parsed.to_ir(names.index(fname))
         if dense:
             entry["missing_value"] = 0.0  # an unmatched feature is 0 in dense rankers, then normalised
         out.append(entry)
