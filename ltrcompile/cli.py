@@ -1129,28 +1129,45 @@ Examples:
   ltrcompile score model.txt test.letor -o scores.json
   ltrcompile score model.txt test.letor --contrib -o why.csv
   ltrcompile score build/ranker rows.csv --raw-score -o scores.csv
+  ltrcompile score build/ranker logs.parquet --spark local[2] -o scored.parquet
+  ltrcompile score model.txt logs.parquet --spark yarn -o hdfs:///tmp/scored.parquet
+
+With --spark [MASTER] (default local[*]; write --spark=MASTER or put it after
+the arguments) DATA is Parquet and the rows are scored by a Spark job that
+writes Parquet to -o (DATA's columns plus "score"; see docs/spark.md).
 
 {EXIT_CODES_HELP}
 """,
 )
 @click.argument("target", metavar="MODEL_OR_ARTIFACT", type=click.Path(path_type=str))
-@click.argument("data", type=click.Path(dir_okay=False, path_type=str))
-@click.option("-o", "--output", help="Output file (.tsv, .csv or .json by extension; default: stdout).")
+@click.argument("data", type=click.Path(path_type=str))
+@click.option("-o", "--output", help="Output file (.tsv, .csv or .json by extension; default: stdout); with --spark, the Parquet output.")
 @click.option("--output-format", type=click.Choice(["tsv", "csv", "json"]), help="Force the output format.")
 @click.option("--raw-score/--transformed", default=None, help="Raw margins or transformed outputs (default: transformed; for an artifact, as compiled).")
 @click.option("--format", "fmt", default="auto", show_default=True, help="Model format (model files only).")
 @click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (model files only; 0: all).")
 @click.option("--index-base", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True, help="svmlight feature index base.")
 @click.option("--contrib", is_flag=True, help="Also write per-feature TreeSHAP contributions (one column per feature, then bias; they sum to the raw score).")
+@click.option("--spark", "spark_master", is_flag=False, flag_value="local[*]", default=None, metavar="[MASTER]", help="Score Parquet DATA with a Spark job on MASTER (default local[*]); -o is the Parquet output.")
+@click.option("--features", help="With --spark: the feature columns, comma-separated in model order, or one vector/array column (default: the model's feature names).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_common
 def score_command(
     target: str, data: str, output: str | None, output_format: str | None, raw_score: bool | None,
-    fmt: str, num_iteration: int | None, index_base: str, contrib: bool, quiet: bool, debug: bool,
+    fmt: str, num_iteration: int | None, index_base: str, contrib: bool, spark_master: str | None,
+    features: str | None, quiet: bool, debug: bool,
 ) -> int:
+    from .spark_job import check_request
+
     console = Console(quiet=quiet)
     if not os.path.exists(target):
         raise CliError(f"file {target}: no such file or artifact directory")
+    check_request(spark_master, data, output, {
+        "--contrib": contrib, "--output-format": output_format is not None,
+        "--index-base": index_base != "auto", "--features": features is not None,
+    })
+    if spark_master is not None:
+        return _spark_score(target, data, str(output), spark_master, features, raw_score, fmt, num_iteration, console)
     ens, scorer, kind = _load_scorer(target, fmt, num_iteration, console)
     if raw_score is None:
         raw_score = bool(kind == "compiled" and read_build_record(target).get("raw_score"))
@@ -1170,6 +1187,24 @@ def score_command(
     dt = time.perf_counter() - t
     dest, n = _write_scores(ds, scores, output, output_format, contribs)
     console.step(f"scored {n} rows of {data} with the {kind} scorer in {dt * 1e3:.1f} ms -> {dest}")
+    return EXIT_OK
+
+
+def _spark_score(target: str, data: str, output: str, master: str, features: str | None,
+                 raw_score: bool | None, fmt: str, num_iteration: int | None, console: Console) -> int:
+    """``score --spark``: the model file is loaded as everywhere in the CLI, then one Spark job."""
+    from .spark_job import parse_features, run_score_job
+
+    if os.path.isdir(target):
+        model: Any = target
+        if raw_score is None:
+            raw_score = bool(read_build_record(target).get("raw_score"))
+    else:
+        model, notes = load_for_cli(target, fmt=fmt, num_iteration=num_iteration)
+        for n in notes:
+            console.note(n)
+    run_score_job(model, data, output, master=master, features=parse_features(features),
+                  raw_score=bool(raw_score), echo=click.echo)
     return EXIT_OK
 
 

@@ -15,7 +15,7 @@ that machine's content-addressed cache, so it happens once per machine), or scor
 reference interpreter (``"interpret"``), or fails (``"error"``). A rebuild on a machine without a C
 compiler falls back to the interpreter. Either fallback is logged on the executor's stderr.
 
-See ``docs/spark.md``.
+The CLI job (``ltrcompile score ... --spark``) is in :mod:`ltrcompile.spark_job`. See ``docs/spark.md``.
 """
 
 from __future__ import annotations
@@ -490,52 +490,6 @@ def _vectors(a: Any, n_features: int) -> np.ndarray:
     return X
 
 
-# ============================================================================ CLI entry
-def run_score_job(
-    model: str,
-    input_path: str,
-    output_path: str,
-    *,
-    master: str = "local[*]",
-    features: Sequence[str] | str | None = None,
-    raw_score: bool = False,
-    on_mismatch: str = "rebuild",
-    output_col: str = "score",
-    echo: Any = print,
-) -> tuple[int, float]:
-    """Read Parquet, score, write Parquet in one Spark application; returns (rows, seconds).
-
-    What ``ltrcompile score MODEL INPUT.parquet --spark MASTER -o OUT.parquet`` runs. Spark's own
-    console progress bar is on; the last line says how many rows were scored and how fast.
-    """
-    from pyspark.sql import SparkSession
-
-    t0 = time.perf_counter()
-    shipped = ship(model)
-    builder = (
-        SparkSession.builder.master(master)
-        .appName(f"ltrcompile score {Path(model).name}")
-        .config("spark.ui.showConsoleProgress", "true")
-    )
-    if master.startswith("local"):  # a local job listens on loopback only
-        builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config(
-            "spark.driver.host", "127.0.0.1"
-        )
-    spark = builder.getOrCreate()
-    try:
-        df = spark.read.parquet(input_path)
-        out = score(df, shipped, features=features, output_col=output_col, raw_score=raw_score,
-                    on_mismatch=on_mismatch)
-        out.write.mode("overwrite").parquet(output_path)
-        n = spark.read.parquet(output_path).count()
-    finally:
-        spark.stop()
-    dt = time.perf_counter() - t0
-    echo(f"scored {n} rows in {dt:.1f} s ({n / dt if dt > 0 else 0:,.0f} rows/s, "
-         f"master {master}, model {shipped.module}, {shipped.nbytes / 1024:.0f} KiB shipped) -> {output_path}")
-    return n, dt
-
-
 __all__ = [
     "MISMATCH_POLICIES",
     "NDCG_CONVENTIONS",
@@ -547,7 +501,6 @@ __all__ = [
     "bind",
     "load_shipped",
     "ndcg",
-    "run_score_job",
     "score",
     "ship",
 ]

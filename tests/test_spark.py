@@ -425,3 +425,56 @@ def test_ndcg_errors(test_df):
         lspark.ndcg(test_df, query_col="qid", label_col="label", score_col="Column_0", convention="x")
     with pytest.raises(lspark.NdcgError, match="positive"):
         lspark.ndcg(test_df, query_col="qid", label_col="label", score_col="Column_0", k=0)
+
+
+# ---------------------------------------------------------------- the CLI job
+def test_cli_spark_job_scores_parquet_bit_equal(spark, test_df, data, xgb_model, tmp_path, cache_dir):
+    """``ltrcompile score MODEL IN.parquet --spark local[1] -o OUT.parquet`` in its own process (its
+    own JVM): an unnamed model file bound by --features, scores equal in-process predict."""
+    _, path, scorer = xgb_model
+    src = tmp_path / "in.parquet"
+    test_df.select("rid", "qid", *NAMES).write.parquet(str(src))
+    out = tmp_path / "out.parquet"
+    env = {**os.environ, "LTRCOMPILE_CACHE": str(cache_dir), "PYSPARK_PYTHON": sys.executable}
+    r = subprocess.run(
+        [sys.executable, "-m", "ltrcompile", "score", str(path), str(src), "--spark", "local[1]",
+         "-o", str(out), "--features", ",".join(NAMES)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"scored {len(data[3]):,} rows in ") and " rows/s" in last and str(out) in last, last
+    got = _scores(spark.read.parquet(str(out)))
+    assert_bit_equal(got, scorer.predict(data[3]), "CLI spark job vs in-process predict")
+    cols = spark.read.parquet(str(out)).columns
+    assert cols[:2] == ["rid", "qid"] and cols[-1] == "score"
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--spark", "--contrib"], "--contrib does not apply with --spark"),
+    (["--spark", "local[1]", "--output-format", "csv"], "--output-format does not apply with --spark"),
+    (["--spark"], "give its path with -o"),
+    (["--features", "a,b"], "applies only with --spark"),
+])
+def test_cli_spark_refusals_are_one_line_before_any_jvm(tmp_path, lgb_model, args, needle, capsys):
+    from ltrcompile.cli import EXIT_BAD_INPUT, main
+
+    src = tmp_path / "in.parquet"
+    src.write_bytes(b"PAR1")  # only its name is looked at before the refusal
+    assert main(["score", str(lgb_model[1]), str(src), *args]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+
+
+def test_cli_spark_needs_parquet_and_in_process_refuses_parquet(tmp_path, lgb_model, capsys):
+    from ltrcompile.cli import EXIT_BAD_INPUT, main
+
+    csv = tmp_path / "rows.csv"
+    csv.write_text("Column_0\n1\n")
+    assert main(["score", str(lgb_model[1]), str(csv), "--spark", "-o", str(tmp_path / "o.parquet")]) == EXIT_BAD_INPUT
+    assert "--spark reads Parquet" in capsys.readouterr().err
+    pq = tmp_path / "d"
+    pq.mkdir()
+    (pq / "part-0.parquet").write_bytes(b"PAR1")
+    assert main(["score", str(lgb_model[1]), str(pq)]) == EXIT_BAD_INPUT
+    assert "is Parquet: score it with --spark" in capsys.readouterr().err
