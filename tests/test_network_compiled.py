@@ -122,3 +122,23 @@ def test_network_strategy_option():
     ens = load_model(DATA / "listnet.model.txt")
     with pytest.raises(ValueError, match="does not apply to a dense network"):
         compile_model(ens, strategy="ifelse", progress=False)
+
+
+def test_network_host_isa_build_uses_the_isa_flags_and_stays_exact(tmp_path: Path, X):
+    """isa= reaches the network kernel's compile line (not only the tree units), is recorded, and
+    the host build scores bit-identically."""
+    from ltrcompile.backends.cython import isa as isa_mod
+
+    level = isa_mod.resolve("native")
+    if level == "portable":
+        pytest.skip("this CPU has neither AVX2 nor AVX-512: no host-ISA build to test")
+    ens = load_model(DATA / "ranknet.model.txt", n_features=300)
+    sc = compile_model(ens, tmp_path / "host", isa="native", progress=False)
+    assert sc.manifest["isa"]["level"] == level
+    log = (tmp_path / "host" / "build.log").read_text()
+    march = isa_mod.cflags(level)[0]
+    kernel_lines = [ln for ln in log.splitlines() if "-c ltrc_network.c" in ln]
+    init_lines = [ln for ln in log.splitlines() if "-c ltrc_init.c" in ln]
+    assert kernel_lines and all(march in ln for ln in kernel_lines), log
+    assert init_lines and not any(march in ln for ln in init_lines), log
+    assert_bit_equal(sc.predict(X), ens.predict(X), "network host-ISA build")

@@ -276,7 +276,7 @@ def generate(
     if ens.network is not None:
         from .network import generate_network
 
-        return generate_network(ens, module, ir_digest, tuning)
+        return apply_isa(generate_network(ens, module, ir_digest, tuning), tuning.isa)
     lm = lower(ens)
     env = _env()
     common = _common(lm, module, strategy, tuning)
@@ -300,14 +300,19 @@ def generate(
     src.files["ltrc_init.c"] = env.get_template("ltrc_init.c.j2").render(**render_context(common))
     src.units.append("ltrc_init.c")
     src.unit_weights["ltrc_init.c"] = 1
-    if tuning.isa != "portable":
-        # the generated units only: the module entry point and the shared wrapper stay portable, so
-        # importing the extension never executes host-ISA code before the CPU check
+    return apply_isa(src, tuning.isa)
+
+
+def apply_isa(src: Sources, isa: str) -> Sources:
+    """Add the instruction-set flags of ``isa`` to every generated unit but ``ltrc_init.c`` (trees,
+    tables and dense networks alike): the module entry point and the shared wrapper stay portable,
+    so importing the extension never executes host-ISA code before the CPU check."""
+    if isa != "portable":
         from .isa import cflags
 
         for name in src.units:
             if name != "ltrc_init.c":
-                src.unit_flags[name] = [*src.unit_flags.get(name, []), *cflags(tuning.isa)]
+                src.unit_flags[name] = [*src.unit_flags.get(name, []), *cflags(isa)]
     return src
 
 
