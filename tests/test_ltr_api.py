@@ -362,3 +362,51 @@ def test_createmodel_get_cache_stats_clearcache_delete(srv):
     r = c.delete("/_ltr/_featureset/movies", headers=auth())
     assert r.status_code == 200 and r.json()["result"] == "deleted"
     assert c.get("/_ltr/_featureset/movies").status_code == 404
+
+
+def test_concurrent_createmodel_exactly_one_wins(srv):
+    """The exists-check and the storing of the upload are one locked step in the store: of
+    concurrent ``_createmodel`` calls for one name exactly one gets the 201; the others get the
+    plugin's answer to the index's version conflict (``RestCreateModelFromSet``: 405,
+    ``illegal_argument_exception``), and only version 1 exists."""
+    import threading
+
+    import httpx
+
+    c = srv.client
+    if c.get("/_ltr/_featureset/racefs").status_code == 404:
+        assert c.put("/_ltr/_featureset/racefs", json={"featureset": {"features": FEATURES}}, headers=auth()).status_code == 201  # fmt: skip
+    body = {"model": {**CREATE["model"], "name": "race_model"}}
+    n = 4
+    barrier = threading.Barrier(n)
+    results: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def create() -> None:
+        with httpx.Client(base_url=srv.url, timeout=120) as cl:
+            barrier.wait()
+            r = cl.post("/_ltr/_featureset/racefs/_createmodel", json=body, headers=auth())
+        with lock:
+            results.append(r)
+
+    threads = [threading.Thread(target=create) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    assert len(results) == n
+    statuses = sorted(r.status_code for r in results)
+    assert statuses == [201] + [405] * (n - 1), [r.text for r in results]
+    won = next(r for r in results if r.status_code == 201).json()
+    assert (won["_id"], won["_version"], won["result"]) == ("model-race_model", 1, "created")
+    for r in results:
+        if r.status_code == 405:
+            es_err(r, 405, "illegal_argument_exception", "Element of type [model] are not updatable, please create a new one instead.")  # fmt: skip
+    info = c.get("/models/race_model").json()
+    assert [v["version"] for v in info["version_details"]] == [1] and info["active_version"] == 1
+    assert c.delete("/_ltr/_model/race_model", headers=auth()).status_code == 200
+    # the name is free again once the model is deleted (a create-only claim does not outlive it)
+    r = c.post("/_ltr/_featureset/racefs/_createmodel", json=body, headers=auth())
+    assert r.status_code == 201, r.text
+    assert r.json()["_version"] == 2  # version numbers are never reused (the store's counter)
+    assert c.delete("/_ltr/_model/race_model", headers=auth()).status_code == 200

@@ -13,6 +13,7 @@ id as ``<type>-<name>``. What is mirrored and what deliberately is not: docs/ser
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -438,14 +439,29 @@ class LtrApi:
                 f"Stored feature set [{set_name}] has version [{set_version}] but [{expected}] "
                 "was expected.",
             )
-        if store.model_exists(name):
+        payload = json.dumps({"model": model}).encode()
+        try:
+            # the exists-check and the storing of the upload are one locked step (create_only)
+            job = await asyncio.to_thread(
+                functools.partial(
+                    self.svc.registry.submit,
+                    name,
+                    payload,
+                    set_name,
+                    fmt="es-ltr",
+                    filename="model.json",
+                    activate=True,
+                    binding="auto",
+                    create_only=True,
+                )
+            )
+        except StoreError as exc:
+            if exc.status != 409:
+                raise
+            # RestCreateModelFromSet turns the index's VersionConflictEngineException into this
             raise LtrError(
                 405, "Element of type [model] are not updatable, please create a new one instead."
-            )
-        payload = json.dumps({"model": model}).encode()
-        job = await asyncio.to_thread(
-            self.svc.registry.submit, name, payload, set_name, "es-ltr", "model.json", True, "auto"
-        )
+            ) from None
         job = await self._wait_for_job(job["id"])
         if job["state"] != "ready":
             raise LtrError(400, f"model [{name}]: {job['error']}")

@@ -287,8 +287,13 @@ class Registry:
         activate: bool = True,
         binding: str = "auto",
         options: dict[str, Any] | None = None,
+        create_only: bool = False,
     ) -> dict[str, Any]:
-        """Validate the cheap parts, store the job durably, then build it in the background."""
+        """Validate the cheap parts, store the job durably, then build it in the background.
+
+        ``create_only``: 409 if the model exists or an upload of it is unfinished; the check and
+        the storing of the job are one step under the store's lock, so of two concurrent creates
+        of one name (threads, worker processes or servers sharing the store) exactly one wins."""
         from ..frontends import formats
 
         if not body.strip():
@@ -305,29 +310,32 @@ class Registry:
             ext = os.path.splitext(os.path.basename(filename))[1]
             if ext and not _EXT_RE.fullmatch(ext):
                 raise RescoreInputError(f"unusable file name extension {ext!r}")
-        version = self.store.reserve_version(name)
-        job = {
-            "id": new_job_id(),
-            "model": name,
-            "version": version,
-            "featureset": featureset,
-            "featureset_doc": fs.to_dict(),
-            "format": fmt,
-            "ext": ext,
-            "filename": os.path.basename(filename) if filename else None,
-            "activate": activate,
-            "binding": binding,
-            "options": dict(options or {}),
-            "state": "queued",
-            "error": None,
-            "status": 200,
-            "created": time.time(),
-            "started": None,
-            "finished": None,
-            "compile_seconds": None,
-            "attempts": 0,
-        }
-        self.store.create_job(job, body)
+        with self.store.locked():  # check, reserve and store as one step
+            if create_only and self.store.model_taken(name, FINISHED):
+                raise StoreError(f"model {name!r} already exists", 409)
+            version = self.store.reserve_version(name)
+            job = {
+                "id": new_job_id(),
+                "model": name,
+                "version": version,
+                "featureset": featureset,
+                "featureset_doc": fs.to_dict(),
+                "format": fmt,
+                "ext": ext,
+                "filename": os.path.basename(filename) if filename else None,
+                "activate": activate,
+                "binding": binding,
+                "options": dict(options or {}),
+                "state": "queued",
+                "error": None,
+                "status": 200,
+                "created": time.time(),
+                "started": None,
+                "finished": None,
+                "compile_seconds": None,
+                "attempts": 0,
+            }
+            self.store.create_job(job, body)
         self.runner.start(job["id"])
         return public(job)
 

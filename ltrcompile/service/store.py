@@ -246,6 +246,16 @@ class ModelStore:
     def model_exists(self, name: str) -> bool:
         return self.model_dir(name).is_dir()
 
+    def model_taken(self, name: str, finished: tuple[str, ...]) -> bool:
+        """The model exists, or an upload of it is not yet in a state of ``finished``: it will
+        exist if that upload succeeds. Call under :meth:`locked` to act on the answer
+        atomically (creation: check, then store the job, in one locked step)."""
+        if self.model_exists(name):
+            return True
+        return any(
+            j.get("model") == name and j.get("state") not in finished for j in self.list_jobs()
+        )
+
     def versions(self, name: str) -> list[int]:
         d = self.model_dir(name) / "versions"
         if not d.is_dir():
