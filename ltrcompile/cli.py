@@ -1337,10 +1337,16 @@ Examples:
 @click.option("--format", "fmt", default="auto", show_default=True, help="Model format.")
 @click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (0: all).")
 @click.option("--feature-names", type=click.Path(dir_okay=False), help="File with one feature name per line.")
+@click.option("--featureset", "featureset", type=click.Path(dir_okay=False, path_type=str),
+              help="es: o19s feature set JSON (_featureset body or GET response) whose query templates become "
+              "inference_config.learning_to_rank.feature_extractors (default: the set a plugin model file carries).")
+@click.option("--placeholder-extractors", is_flag=True,
+              help="es: write a match_none placeholder extractor for each feature without a convertible template.")
 @_common
 def export_command(
     model: str, target: str, output: str | None, name: str | None, approximate: bool, fmt: str,
-    num_iteration: int | None, feature_names: str | None, debug: bool,
+    num_iteration: int | None, feature_names: str | None, featureset: str | None,
+    placeholder_extractors: bool, debug: bool,
 ) -> int:
     import warnings
 
@@ -1362,6 +1368,7 @@ def export_command(
         if target != "o19s":
             raise CliError(f"--name applies to --to o19s only (not {target})")
         opts["name"] = name
+    opts.update(_es_extractor_opts(target, model, featureset, placeholder_extractors))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -1393,6 +1400,26 @@ def export_command(
             raise CliError(f"output {output}: cannot write: {exc.strerror or exc}") from None
         click.echo(f"wrote {output} ({target}{', approximate' if approximate else ''})", err=True)
     return EXIT_OK
+
+
+def _es_extractor_opts(target: str, model: str, featureset: str | None, placeholders: bool) -> dict[str, Any]:
+    """--featureset / --placeholder-extractors -> the es exporter's options (es only)."""
+    if target != "es":
+        if featureset or placeholders:
+            raise CliError(f"--featureset and --placeholder-extractors apply to --to es only (not {target})")
+        return {}
+    from .exporters import es_ltr_config
+
+    if featureset:
+        return {"featureset": es_ltr_config.load_featureset(featureset), "placeholder_extractors": placeholders}
+    fs = es_ltr_config.featureset_in_model_file(model)
+    if fs is not None:
+        click.echo(f"note: feature extractors from the feature set {fs.name!r} in {model}", err=True)
+        return {"featureset": fs, "placeholder_extractors": placeholders}
+    if placeholders:
+        raise CliError("--placeholder-extractors needs a feature set (--featureset FILE)")
+    click.echo("note: no feature set (--featureset): inference_config.learning_to_rank gets no feature_extractors", err=True)
+    return {}
 
 
 _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}

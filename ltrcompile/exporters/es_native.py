@@ -17,12 +17,15 @@ need ``exact=False``.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from typing import Any
 
 import numpy as np
 
 from ..ir import Ensemble, Op
+from ..rescore import FeatureSet
+from . import es_ltr_config
 from ._common import (
     F32,
     Exactness,
@@ -47,13 +50,36 @@ def export(
     what: str = "put_body",
     feature_names: Any = None,
     inference_config: Any = None,
+    featureset: Any = None,
+    placeholder_extractors: bool = False,
+    default_params: Any = None,
 ) -> dict[str, Any]:
     """``what="put_body"`` (default): ``{"definition", "inference_config"}``; ``"definition"``: the
-    definition alone. ``inference_config`` defaults to ``{"learning_to_rank": {}}``."""
+    definition alone. ``inference_config`` defaults to ``{"learning_to_rank": {}}``, or, given
+    ``featureset`` (a :class:`~ltrcompile.rescore.FeatureSet` or any plugin document holding one,
+    see :func:`.es_ltr_config.read_featureset`), to its ``feature_extractors`` built from the
+    set's query templates (:mod:`.es_ltr_config`; ``placeholder_extractors`` and
+    ``default_params`` go there). A model without feature names takes the set's names by
+    position, as the plugin binds them."""
     if what not in ("put_body", "definition"):
         raise ValueError(f"what must be 'put_body' or 'definition'; got {what!r}")
+    fs = _featureset(featureset, inference_config)
+    if fs is not None and feature_names is None and ens.feature_names is None:
+        if fs.size < ens.n_features:
+            raise ValueError(
+                f"feature set {fs.name!r} has {fs.size} features; the model reads {ens.n_features}"
+            )
+        feature_names = list(fs.features[: ens.n_features])
     names = _names(ens, feature_names)
     ex = Exactness("Elasticsearch", exact)
+    if fs is not None:
+        for n, d in zip(fs.features, fs.defaults, strict=True):
+            ex.need(
+                d is None or n not in names,
+                f"feature [{n}] has default {d} for missing values; Elasticsearch leaves a "
+                "feature whose query does not match missing (the model's default_left)",
+                field="featureset",
+            )
     if ens.network is not None:
         raise ex.refuse("a neural network (Elasticsearch's trained models here are tree ensembles)", field="network")
     if ens.n_trees == 0:
@@ -102,7 +128,25 @@ def export(
     ex.finish()
     if what == "definition":
         return definition
-    return {"definition": definition, "inference_config": inference_config or {"learning_to_rank": {}}}
+    if fs is None:
+        return {"definition": definition, "inference_config": inference_config or {"learning_to_rank": {}}}
+    cfg = es_ltr_config.learning_to_rank_config(fs, names, placeholders=placeholder_extractors, default_params=default_params)
+    body: dict[str, Any] = {"definition": definition, "inference_config": cfg.inference_config}
+    if cfg.description():
+        body["description"] = cfg.description()
+    return body
+
+
+def _featureset(featureset: Any, inference_config: Any) -> FeatureSet | None:
+    if featureset is None:
+        return None
+    if inference_config is not None:
+        raise ValueError("give either inference_config or featureset (which builds it), not both")
+    if isinstance(featureset, FeatureSet):
+        return featureset
+    if isinstance(featureset, str | os.PathLike):
+        return es_ltr_config.load_featureset(featureset)
+    return es_ltr_config.read_featureset(featureset)
 
 
 def _leaf_tree(names: list[str], v: float) -> dict[str, Any]:
