@@ -9,6 +9,9 @@ Exit codes (the same for every command):
 * 3 -- unsupported model: a construct ltrcompile cannot represent exactly (unknown objective...);
 * 4 -- environment: no C compiler, or an optional component (backend, library, exporter, service,
   benchmarks) is not installed;
+* 5 -- verification incomplete (``compile-model``, ``verify``): nothing disagrees, but a reference
+  that applies could not run (e.g. the source library is not importable); ``--accept-incomplete``
+  accepts it (exit 0, ``parity.json`` records ``"verdict": "incomplete"``);
 * 70 -- internal error (a bug: please report it with the ``--debug`` traceback).
 
 Every error ends with one line on stderr naming the file and what is wrong; ``--debug`` (or
@@ -23,7 +26,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,23 +42,25 @@ from .errors import (
     ModelFormatError,
     UnsupportedModelError,
 )
+from .pipeline import BUILD_RECORD, PARITY_MARKER
 
 EXIT_OK = 0
 EXIT_MISMATCH = 1
 EXIT_BAD_INPUT = 2
 EXIT_UNSUPPORTED = 3
 EXIT_ENVIRONMENT = 4
+EXIT_INCOMPLETE = 5
 EXIT_INTERNAL = 70
 
-#: file written into an artifact only after parity was verified; deployments should require it
-PARITY_MARKER = "parity.json"
-#: what compile-model built the artifact from (model path and sha256, options); always written
-BUILD_RECORD = "compile-model.json"
+# PARITY_MARKER (parity.json): written into an artifact only when its verdict was accepted, and
+# records the verdict -- deployments should require it, with "verdict": "verified".
+# BUILD_RECORD (compile-model.json): what the artifact was built from; always written.
 
 EXIT_CODES_HELP = """\b
 Exit codes: 0 ok, 1 parity mismatch, 2 bad input (model, DATA, options,
 output dir), 3 unsupported model, 4 environment (no C compiler, missing
-optional component), 70 internal error."""
+optional component), 5 verification incomplete (compile, verify:
+see --accept-incomplete), 70 internal error."""
 
 
 # ============================================================================ errors
@@ -69,8 +73,10 @@ class CliError(Exception):
 
 
 class ParityMismatch(CliError):
-    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
-        super().__init__(message, EXIT_MISMATCH)
+    """The verdict was not accepted: ``mismatch`` (exit 1) or ``incomplete`` (exit 5)."""
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None, code: int = EXIT_MISMATCH) -> None:
+        super().__init__(message, code)
         self.result = result
 
 
@@ -173,23 +179,24 @@ def _read_feature_names(path: str) -> list[str]:
     return lines
 
 
-def _call_loader(model: str, fmt: str, names_file: str | None, **options: Any) -> Any:
-    """``load_model`` with option errors (plain TypeError/ValueError) turned into one-line errors."""
-    from . import load_model
+def _cli_load(model: str, names_file: str | None, options: Any) -> Any:
+    """:func:`ltrcompile.pipeline.load` with option errors turned into one-line CLI errors."""
+    from . import pipeline
     from .errors import OptionError
 
     try:
-        return load_model(model, format=fmt, **options)
+        return pipeline.load(model, options)
     except OptionError as exc:
-        raise CliError(f"file {model}: {str(exc).replace('num_iteration', '--num-iteration')}") from exc
+        msg = str(exc).replace("num_iteration", "--num-iteration")
+        if names_file is not None and "feature names" in msg:
+            raise CliError(f"file {names_file}: {msg}") from exc
+        raise CliError(f"file {model}: {msg}") from exc
     except LtrCompileError:
         raise
     except TypeError as exc:
         msg = str(exc)
-        if "feature_names" in options and "feature_names" in msg:
-            raise  # the format takes no feature_names option: the caller sets them itself
-        if {"num_iteration", "best_iteration"} & set(options) and "iteration" in msg:
-            raise CliError(f"file {model}: --num-iteration is not supported for the {fmt} format") from exc
+        if "iteration" in msg and options.num_iteration is not None:
+            raise CliError(f"file {model}: --num-iteration is not supported for the {options.format} format") from exc
         if "option" in msg or "argument" in msg:
             raise CliError(f"file {model}: {msg}") from exc
         raise
@@ -204,65 +211,34 @@ def load_for_cli(
     *,
     fmt: str = "auto",
     feature_names_file: str | None = None,
-    num_iteration: int | None = None,
+    num_iteration: Any = None,
 ) -> tuple[Any, list[str]]:
-    """Load ``model`` as the CLI does; returns ``(ensemble, notes)``.
+    """Load ``model`` as every command does (:func:`ltrcompile.pipeline.load`); returns
+    ``(ensemble, notes)``. The trees kept follow :mod:`ltrcompile.selection`; the first note says
+    which rule applied (and when a best iteration exists but is not applied)."""
+    loaded = load_source(model, fmt=fmt, feature_names_file=feature_names_file, num_iteration=num_iteration)
+    return loaded.ensemble, list(loaded.notes)
 
-    Iterations: ``num_iteration`` N keeps the first N boosting rounds (0: all). By default a saved
-    ``best_iteration`` (early stopping) is honoured, with a note saying how many trees that drops.
-    """
+
+def load_source(
+    model: str, *, fmt: str = "auto", feature_names_file: str | None = None, num_iteration: Any = None,
+) -> Any:
+    """The :class:`ltrcompile.pipeline.Loaded` for a model file named on the command line."""
     from .frontends import detect_format
+    from .pipeline import LoadOptions
 
-    notes: list[str] = []
     if not os.path.exists(model):
         raise CliError(f"file {model}: no such file")
     if os.path.isdir(model):
         raise CliError(f"file {model}: is a directory, not a model file")
     if fmt == "auto":
         fmt = detect_format(model)
-    names = _read_feature_names(feature_names_file) if feature_names_file else None
-    base: dict[str, Any] = {} if names is None else {"feature_names": names}
-    options = dict(base)
-    if num_iteration is not None:
-        if num_iteration < 0:
-            raise CliError(f"--num-iteration must be >= 0 (0 keeps every iteration), got {num_iteration}")
-        if fmt.startswith("xgboost") and num_iteration == 0:
-            options["best_iteration"] = False
-        else:
-            options["num_iteration"] = num_iteration
-    set_names_after = False
+    names = tuple(_read_feature_names(feature_names_file)) if feature_names_file else None
     try:
-        ens = _call_loader(model, fmt, feature_names_file, **options)
-    except TypeError:
-        if names is None:
-            raise
-        # this format takes no feature_names option: load, then name the features ourselves
-        options.pop("feature_names")
-        base = {}
-        ens = _call_loader(model, fmt, feature_names_file, **options)
-        set_names_after = True
-    prov = ens.provenance
-    best = prov.get("best_iteration")
-    if num_iteration is None and best is not None and fmt.startswith("xgboost"):
-        if prov.tree_selection == "all":
-            full = ens.n_trees
-            try:
-                ens2 = _call_loader(model, fmt, feature_names_file, best_iteration=True, **base)
-            except (CliError, TypeError):
-                ens2 = None
-            if ens2 is not None and ens2.n_trees < full:
-                notes.append(
-                    f"kept the saved best iteration {best} (early stopping): {ens2.n_trees} of "
-                    f"{full} trees; pass --num-iteration 0 to keep every tree"
-                )
-                ens = ens2
-    elif num_iteration is None and best is not None:
-        notes.append(f"the model records best_iteration {best}")
-    if set_names_after:
-        _set_names(ens, names, feature_names_file)
-    for n in prov.get("notes") or []:
-        notes.append(str(n))
-    return ens, notes
+        options = LoadOptions(format=fmt, num_iteration=num_iteration, feature_names=names)
+    except LtrCompileError as exc:
+        raise CliError(str(exc).replace("num_iteration", "--num-iteration")) from exc
+    return _cli_load(model, feature_names_file, options)
 
 
 def _set_names(ens: Any, names: list[str] | None, path: str | None) -> None:
@@ -372,61 +348,10 @@ def _check_out_dir(out: Path) -> None:
         raise CliError(f"output {out}: directory {probe} is not writable")
 
 
-def _compile(ens: Any, out_dir: str, *, name: str | None, strategy: str | None, jobs: int | None,
-             cache: bool, progress: bool) -> Any:
-    """Call the backend's ``compile`` with the options it accepts."""
-    import inspect
-
-    import ltrcompile
-
-    from .backends import cython as backend  # noqa: F401 - presence checked by _require_toolchain
-
-    kwargs: dict[str, Any] = {"progress": progress}
-    if not cache:
-        kwargs["cache"] = False
-    if strategy is not None:
-        kwargs["strategy"] = strategy
-    if jobs is not None:
-        kwargs["jobs"] = jobs
-    sig = inspect.signature(backend.compile)
-    accepts = set(sig.parameters)
-    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
-    if name is not None:
-        if "name" in accepts or var_kw:
-            kwargs["name"] = name
-    try:
-        return ltrcompile.compile(ens, out_dir, **kwargs)
-    except TypeError as exc:
-        raise CliError(f"compile: {exc}") from exc
-    except ValueError as exc:
-        if isinstance(exc, LtrCompileError):
-            raise
-        raise CliError(f"compile: {exc}") from exc
 
 
-def _manifest(scorer: Any) -> dict[str, Any]:
-    m = getattr(scorer, "manifest", None)
-    if isinstance(m, dict):
-        return m
-    if m is not None and hasattr(m, "to_dict"):
-        return m.to_dict()
-    return {}
 
 
-def _move_into_place(staging: Path, out: Path) -> None:
-    """Replace ``out`` by ``staging`` (two renames on one filesystem; the old artifact is removed
-    only after the new one is in place). The directory gets the usual umask permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rmdir(old)
-        os.replace(out, old)
-    os.replace(staging, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _sha256(path: str) -> str:
@@ -467,22 +392,6 @@ def model_facts(ens: Any) -> dict[str, Any]:
     }
 
 
-def _parity_line(report: Any, verdict: bool = True) -> str:
-    if report is None:
-        return "NOT VERIFIED (--no-verify)"
-    parts = []
-    seen = set()
-    for c in report.checks:
-        if c.what != "raw" or c.reference in seen:
-            continue
-        seen.add(c.reference)
-        parts.append(
-            f"= {c.reference} ({'bit-identical' if c.bit_identical else 'max|d| ' + format(max(c.max_abs_diff or [0]), '.3g')})"
-            if c.ok
-            else f"!= {c.reference} (max|d| {max(c.max_abs_diff or [float('inf')]):.3g})"
-        )
-    head = ("OK " if report.ok else "MISMATCH ") if verdict else ""
-    return f"{head}(atol {report.atol:g}) on {report.rows_checked} rows: " + ", ".join(parts)
 
 
 # ============================================================================ compile
@@ -493,7 +402,7 @@ def run_compile(
     name: str | None,
     fmt: str,
     feature_names: str | None,
-    num_iteration: int | None,
+    num_iteration: Any,
     raw_score: bool,
     strategy: str | None,
     jobs: int | None,
@@ -504,23 +413,35 @@ def run_compile(
     keep_failed: bool,
     console: Console,
     cache: bool = True,
+    accept_incomplete: bool = False,
+    isa: str | None = None,
 ) -> int:
-    from .verify import verify
+    """``compile-model``: :func:`ltrcompile.pipeline.load` then :func:`~ltrcompile.pipeline.build_loaded`;
+    exit 0 only on ``verified`` (or ``incomplete`` with ``--accept-incomplete``)."""
+    from . import pipeline
 
     t_start = time.perf_counter()
     stem = Path(model).name.split(".")[0] or "model"
     out_path = Path(out) if out else Path(f"{name or stem}-compiled")
     out_path = out_path.absolute()
-    _check_out_dir(out_path)
-    _require_toolchain()
     if atol < 0:
         raise CliError(f"--atol must be >= 0, got {atol}")
     if verify_data and not do_verify:
         raise CliError("--verify DATA and --no-verify contradict each other")
-    with console.phase(f"reading {model}"):
-        ens, notes = load_for_cli(
-            model, fmt=fmt, feature_names_file=feature_names, num_iteration=num_iteration
+    if accept_incomplete and not do_verify:
+        raise CliError("--accept-incomplete and --no-verify contradict each other")
+    try:  # every option checked before the model is read
+        build_opts = pipeline.BuildOptions(
+            strategy=strategy or "auto", isa=isa, jobs=jobs, cache=cache, name=name,
+            raw_score=raw_score, progress=not console.quiet,
         )
+    except LtrCompileError as exc:
+        raise CliError(str(exc)) from exc
+    _check_out_dir(out_path)
+    _require_toolchain()
+    with console.phase(f"reading {model}"):
+        loaded = load_source(model, fmt=fmt, feature_names_file=feature_names, num_iteration=num_iteration)
+    ens, notes = loaded.ensemble, list(loaded.notes)
     for n in notes:
         console.note(n)
     facts = model_facts(ens)
@@ -533,89 +454,60 @@ def run_compile(
     for path in verify_data:
         with console.phase(f"reading DATA {path}"):
             datasets.append(_read_data(path, ens, index_base))
+    data = None
+    if datasets:
+        from .datafiles import DataSet
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.staging-", dir=out_path.parent))
-    keep = False
-    try:
-        t_build = time.perf_counter()
-        with console.phase("compiling"):
-            scorer = _compile(
-                ens, str(staging), name=name, strategy=strategy, jobs=jobs, cache=cache,
-                progress=not console.quiet,
+        data = datasets[0] if len(datasets) == 1 else DataSet(
+            path=",".join(d.path for d in datasets),
+            format="mixed",
+            X=np.vstack([np.asarray(d.X, np.float64) for d in datasets]),
+        )
+    verify_opts = pipeline.VerifyOptions(
+        enabled=do_verify, data=data, atol=atol, accept_incomplete=accept_incomplete
+    )
+    record = {"feature_names": feature_names, "verify": list(verify_data)}
+    with console.phase("compiling and verifying" if do_verify else "compiling"):
+        try:
+            res = pipeline.build_loaded(
+                loaded, out_path, build_opts, verify_opts, keep_rejected=keep_failed, record=record
             )
-        build_s = time.perf_counter() - t_build
-        manifest = _manifest(scorer)
-        record = {
-            "model": os.path.abspath(model),
-            "model_sha256": _sha256(model),
-            "format": facts["format"],
-            "ir_digest": facts["digest"],
+        except ValueError as exc:
+            if isinstance(exc, LtrCompileError):
+                raise
+            raise CliError(f"compile: {exc}") from exc
+    report, decision = res.report, res.decision
+    manifest = res.manifest
+    result: dict[str, Any] = {
+        "ok": decision.accepted,
+        "verdict": decision.verdict,
+        "model": {"path": os.path.abspath(model), **facts},
+        "notes": notes,
+        "compile": {
+            "artifact": None if res.artifact is None else str(res.artifact),
+            "strategy": manifest.get("strategy", build_opts.strategy),
+            "jobs": jobs,
             "raw_score": raw_score,
-            "options": {
-                "name": name, "format": fmt, "feature_names": feature_names,
-                "num_iteration": num_iteration, "strategy": strategy, "jobs": jobs,
-                "verify": list(verify_data), "no_verify": not do_verify, "atol": atol, "cache": cache,
-            },
-            "notes": notes,
-        }
-        (staging / BUILD_RECORD).write_text(json.dumps(_jsonable(record), indent=2) + "\n")
-        report = None
-        if do_verify:
-            from .datafiles import DataSet
-
-            data = None
-            if datasets:
-                data = datasets[0] if len(datasets) == 1 else DataSet(
-                    path=",".join(d.path for d in datasets),
-                    format="mixed",
-                    X=np.vstack([np.asarray(d.X, np.float64) for d in datasets]),
-                )
-            with console.phase("verifying parity"):
-                report = verify(ens, scorer, data=data, source=model, atol=atol)
-        result: dict[str, Any] = {
-            "ok": report is None or report.ok,
-            "model": {"path": os.path.abspath(model), **facts},
-            "notes": notes,
-            "compile": {
-                "artifact": str(out_path),
-                "strategy": manifest.get("strategy", strategy or "auto"),
-                "jobs": jobs,
-                "raw_score": raw_score,
-                "seconds": round(build_s, 3),
-                "module": manifest.get("module"),
-                "manifest": manifest,
-            },
-            "parity": report.to_dict() if report is not None else None,
-            "verified": report is not None,
-        }
-        if report is not None and not report.ok:
-            keep = keep_failed
-            if keep_failed:
-                rejected = out_path.with_name(out_path.name + ".rejected")
-                if rejected.exists():
-                    shutil.rmtree(rejected)
-                (staging / "parity-failed.json").write_text(json.dumps(_jsonable(report.to_dict()), indent=2))
-                os.replace(staging, rejected)
-                result["compile"]["artifact"] = str(rejected)
-            else:
-                result["compile"]["artifact"] = None
-            result["exit_code"] = EXIT_MISMATCH
-            console.out(report.format())
-            raise ParityMismatch(
-                f"parity mismatch {_parity_line(report, verdict=False)}; "
-                + (f"rejected artifact kept in {out_path.name}.rejected (no {PARITY_MARKER})" if keep_failed
-                   else f"no artifact written to {out_path}"),
-                result,
-            )
-        if report is not None:
-            (staging / PARITY_MARKER).write_text(json.dumps(_jsonable(report.to_dict()), indent=2) + "\n")
-        _move_into_place(staging, out_path)
-        result["total_seconds"] = round(time.perf_counter() - t_start, 3)
-        result["exit_code"] = EXIT_OK
-    finally:
-        if not keep and staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+            "seconds": round(res.compile_seconds, 3),
+            "module": manifest.get("module"),
+            "manifest": manifest,
+        },
+        "parity": report.to_dict() if report is not None else None,
+        "verified": report is not None,
+    }
+    if not decision.accepted:
+        assert report is not None
+        code = EXIT_MISMATCH if decision.verdict == pipeline.MISMATCH else EXIT_INCOMPLETE
+        result["exit_code"] = code
+        console.out(report.format())
+        where = (
+            f"rejected artifact kept in {out_path.name}.rejected (no {PARITY_MARKER})" if keep_failed
+            else f"no artifact written to {out_path}"
+        )
+        hint = "; pass --accept-incomplete to accept it" if code == EXIT_INCOMPLETE else ""
+        raise ParityMismatch(f"{decision.reason}{hint}; {where}", result, code)
+    result["total_seconds"] = round(time.perf_counter() - t_start, 3)
+    result["exit_code"] = EXIT_OK
     if console.json:
         console.emit_json(result)
     lines = [
@@ -624,15 +516,15 @@ def run_compile(
         + (f" ({facts['library']} {facts['library_version']})" if facts.get("library_version") else "")
         + f", objective {facts['objective']}, transform {facts['transform']}",
         f"  trees     {facts['trees']} ({facts['leaves']} leaves, max depth {facts['max_depth']}), "
-        f"{facts['n_outputs']} output{'s' if facts['n_outputs'] != 1 else ''}",
+        f"{facts['n_outputs']} output{'s' if facts['n_outputs'] != 1 else ''}; {loaded.selection}",
         f"  features  {facts['n_features']} ({facts['features_used']} used)",
-        f"  build     strategy {result['compile']['strategy']}, {build_s:.1f}s",
-        f"  artifact  {out_path}" + (f" ({PARITY_MARKER} written)" if report is not None else " (not verified: no " + PARITY_MARKER + ")"),
-        f"  parity    {_parity_line(report)}",
+        f"  build     strategy {result['compile']['strategy']}, {res.compile_seconds:.1f}s",
+        f"  artifact  {out_path}" + (f" ({PARITY_MARKER} written, verdict {decision.verdict})" if report is not None else " (not verified: no " + PARITY_MARKER + ")"),
+        f"  parity    {pipeline.parity_line(report)}",
     ]
     if report is not None:
         for s in report.skipped:
-            lines.append(f"            skipped {s}")
+            lines.append(f"            not compared: {s}")
     if report is not None and not console.quiet:
         console.out(report.format(examples=False))
     console.out("\n".join(lines))
@@ -778,7 +670,7 @@ def _format_inspect(model: str, d: dict[str, Any]) -> str:
 
 
 # ============================================================================ score
-def _load_scorer(target: str, fmt: str, num_iteration: int | None, console: Console) -> tuple[Any, Any, str]:
+def _load_scorer(target: str, fmt: str, num_iteration: Any, console: Console) -> tuple[Any, Any, str]:
     """``(ensemble, scorer, kind)`` for a model file or a compiled artifact directory."""
     if os.path.isdir(target):
         ens, scorer = load_artifact(target)
@@ -955,6 +847,28 @@ def _run(command: click.Command, argv: list[str] | None, prog: str) -> int:
     return int(rv or 0)
 
 
+class _NumIteration(click.ParamType):
+    """``--num-iteration``: an integer >= 0 or ``best`` (:func:`ltrcompile.selection.parse_num_iteration`)."""
+
+    name = "N|best"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        from .errors import OptionError
+        from .selection import parse_num_iteration
+
+        try:
+            return parse_num_iteration(value)
+        except OptionError as exc:
+            self.fail(str(exc).replace("num_iteration", "--num-iteration"), param, ctx)
+
+
+NUM_ITERATION = _NumIteration()
+NUM_ITERATION_HELP = (
+    "Boosting rounds to keep: N (the first N), 0 (all) or best (the early-stopping best iteration); "
+    "default: what the source library's own predict uses for this model (docs/cli.md)"
+)
+
+
 def _common(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")(f)
     return f
@@ -966,13 +880,14 @@ _compile_options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     click.option("--name", help="Label stored in the artifact's manifest; also names the default OUT_DIR."),
     click.option("--format", "fmt", default="auto", show_default=True, help="Model format; auto-detected from the content."),
     click.option("--feature-names", type=click.Path(dir_okay=False), help="File with one feature name per line (default: the model's own)."),
-    click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (0: all; default: the saved best iteration)."),
+    click.option("--num-iteration", type=NUM_ITERATION, help=NUM_ITERATION_HELP + "."),
     click.option("--raw-score", is_flag=True, help="Mark the artifact for raw margins: `ltrcompile score` then defaults to them."),
     click.option("--strategy", help="Code generation: auto (default), ifelse (straight-line trees) or datadriven (node arrays)."),
     click.option("--jobs", type=click.IntRange(min=1), help="Parallel C compiler jobs."),
     click.option("--no-cache", is_flag=True, help="Always build; never reuse an identical cached build."),
     click.option("--verify", "verify_data", multiple=True, metavar="DATA", type=click.Path(dir_okay=False), help="Also verify on these rows (svmlight/LETOR, CSV with header, .npy); repeatable."),
     click.option("--no-verify", is_flag=True, help="Skip parity verification (the artifact then gets no " + PARITY_MARKER + ")."),
+    click.option("--accept-incomplete", is_flag=True, help="Accept an incomplete verdict (a reference, e.g. the source library, could not run): exit 0, " + PARITY_MARKER + " records it."),
     click.option("--atol", type=float, default=1e-6, show_default=True, help="Largest accepted |difference| of scores."),
     click.option("--index-base", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True, help="svmlight feature index base of DATA files."),
     click.option("--keep-failed", is_flag=True, help="On mismatch keep the artifact as OUT_DIR.rejected (never marked good)."),
@@ -1026,6 +941,7 @@ def _compile_callback(**kw: Any) -> int:
         keep_failed=kw["keep_failed"],
         console=console,
         cache=not kw["no_cache"],
+        accept_incomplete=kw["accept_incomplete"],
     )
 
 
@@ -1086,7 +1002,7 @@ Examples:
 )
 @click.argument("model", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--format", "fmt", default="auto", show_default=True, help="Model format.")
-@click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (0: all).")
+@click.option("--num-iteration", type=NUM_ITERATION, help=NUM_ITERATION_HELP + ".")
 @click.option("--feature-names", type=click.Path(dir_okay=False), help="File with one feature name per line.")
 @click.option("--importance", is_flag=True, help="Global importance: mean |contribution| per feature.")
 @click.option("--data", type=click.Path(dir_okay=False, path_type=str), help="Rows for --importance (default: edge rows).")
@@ -1094,7 +1010,7 @@ Examples:
 @click.option("--json", "json_mode", is_flag=True, help="Machine-readable output.")
 @_common
 def inspect_command(
-    model: str, fmt: str, num_iteration: int | None, feature_names: str | None, importance: bool,
+    model: str, fmt: str, num_iteration: Any, feature_names: str | None, importance: bool,
     data: str | None, index_base: str, json_mode: bool, debug: bool,
 ) -> int:
     console = Console(quiet=True, json_mode=json_mode)
@@ -1145,7 +1061,7 @@ writes Parquet to -o (DATA's columns plus "score"; see docs/spark.md).
 @click.option("--output-format", type=click.Choice(["tsv", "csv", "json"]), help="Force the output format.")
 @click.option("--raw-score/--transformed", default=None, help="Raw margins or transformed outputs (default: transformed; for an artifact, as compiled).")
 @click.option("--format", "fmt", default="auto", show_default=True, help="Model format (model files only).")
-@click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (model files only; 0: all).")
+@click.option("--num-iteration", type=NUM_ITERATION, help=NUM_ITERATION_HELP + " (model files only).")
 @click.option("--index-base", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True, help="svmlight feature index base.")
 @click.option("--contrib", is_flag=True, help="Also write per-feature TreeSHAP contributions (one column per feature, then bias; they sum to the raw score).")
 @click.option("--spark", "spark_master", is_flag=False, flag_value="local[*]", default=None, metavar="[MASTER]", help="Score Parquet DATA with a Spark job on MASTER (default local[*]); -o is the Parquet output.")
@@ -1154,7 +1070,7 @@ writes Parquet to -o (DATA's columns plus "score"; see docs/spark.md).
 @_common
 def score_command(
     target: str, data: str, output: str | None, output_format: str | None, raw_score: bool | None,
-    fmt: str, num_iteration: int | None, index_base: str, contrib: bool, spark_master: str | None,
+    fmt: str, num_iteration: Any, index_base: str, contrib: bool, spark_master: str | None,
     features: str | None, quiet: bool, debug: bool,
 ) -> int:
     from .spark_job import check_request
@@ -1228,18 +1144,19 @@ Examples:
 @click.argument("artifact", type=click.Path(path_type=str))
 @click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=str))
 @click.option("--format", "fmt", default="auto", show_default=True, help="Model format.")
-@click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (0: all; default: as the artifact was built).")
+@click.option("--num-iteration", type=NUM_ITERATION, help=NUM_ITERATION_HELP + "; default here: as the artifact was built.")
 @click.option("--atol", type=float, default=1e-6, show_default=True, help="Largest accepted |difference| of scores.")
 @click.option("--index-base", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True, help="svmlight feature index base.")
-@click.option("--no-native", is_flag=True, help="Skip the comparison with the source library.")
+@click.option("--no-native", is_flag=True, help="Skip the comparison with the source library (the verdict is then incomplete).")
+@click.option("--accept-incomplete", is_flag=True, help="Exit 0 when the verdict is incomplete (a reference could not run).")
 @click.option("--json", "json_mode", is_flag=True, help="Machine-readable report on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_common
 def verify_command(
-    model: str, artifact: str, data: str | None, fmt: str, num_iteration: int | None, atol: float,
-    index_base: str, no_native: bool, json_mode: bool, quiet: bool, debug: bool,
+    model: str, artifact: str, data: str | None, fmt: str, num_iteration: Any, atol: float,
+    index_base: str, no_native: bool, accept_incomplete: bool, json_mode: bool, quiet: bool, debug: bool,
 ) -> int:
-    from .verify import verify
+    from . import pipeline
 
     console = Console(quiet=quiet, json_mode=json_mode)
     if atol < 0:
@@ -1250,9 +1167,10 @@ def verify_command(
     record = read_build_record(artifact)
     opts = record.get("options") or {}
     if num_iteration is None:
-        num_iteration = opts["num_iteration"] if "num_iteration" in opts else _artifact_iterations(art_ens)
+        num_iteration = opts["num_iteration"] if "num_iteration" in opts else pipeline.reproduce_num_iteration(art_ens)
     with console.phase(f"reading {model}"):
-        ens, notes = load_for_cli(model, fmt=fmt, num_iteration=num_iteration)
+        loaded = load_source(model, fmt=fmt, num_iteration=num_iteration)
+    ens, notes = loaded.ensemble, list(loaded.notes)
     if opts.get("feature_names") and art_ens.feature_names and ens.n_features == art_ens.n_features:
         _set_names(ens, art_ens.feature_names, opts["feature_names"])  # as compile-model named them
     for n in notes:
@@ -1272,10 +1190,15 @@ def verify_command(
         )
     ds = _read_data(data, ens, index_base) if data else None
     with console.phase("verifying parity"):
-        report = verify(ens, scorer, data=ds, source=model, atol=atol, native=not no_native)
+        report = pipeline.check(
+            loaded, scorer, pipeline.VerifyOptions(data=ds, atol=atol, native=not no_native)
+        )
+    decision = pipeline.decide(report, accept_incomplete)
+    code = EXIT_OK if decision.accepted else EXIT_MISMATCH if decision.verdict == pipeline.MISMATCH else EXIT_INCOMPLETE
     result = {
-        "ok": report.ok,
-        "exit_code": EXIT_OK if report.ok else EXIT_MISMATCH,
+        "ok": decision.accepted,
+        "verdict": decision.verdict,
+        "exit_code": code,
         "model": {"path": os.path.abspath(model), **model_facts(ens)},
         "artifact": os.path.abspath(artifact),
         "notes": notes,
@@ -1284,11 +1207,12 @@ def verify_command(
     if json_mode:
         console.emit_json(result)
     console.out(report.format())
-    if not report.ok:
+    if not decision.accepted:
+        msg = str(decision.reason) + ("; pass --accept-incomplete to accept it" if code == EXIT_INCOMPLETE else "")
         if json_mode:
             # the JSON report is already on stdout; only the one-line error remains
-            raise _Quiet(EXIT_MISMATCH, f"parity mismatch {_parity_line(report, verdict=False)}")
-        raise ParityMismatch(f"parity mismatch {_parity_line(report, verdict=False)}")
+            raise _Quiet(code, msg)
+        raise ParityMismatch(msg, None, code)
     return EXIT_OK
 
 
@@ -1299,13 +1223,6 @@ class _Quiet(CliError):
         super().__init__(message, code)
 
 
-def _artifact_iterations(ens: Any) -> int | None:
-    """The ``--num-iteration`` that reproduces the artifact's IR from its model file."""
-    prov = ens.provenance
-    rng, total = prov.iteration_range, prov.total_iterations
-    if rng is None or rng[0] != 0:
-        return None
-    return 0 if total is not None and rng[1] >= total else rng[1]
 
 
 @cli.command(
@@ -1335,7 +1252,7 @@ Examples:
 @click.option("--name", help="Model name (o19s: the name in the _createmodel body).")
 @click.option("--approximate", is_flag=True, help="Export an approximation where the target cannot be exact.")
 @click.option("--format", "fmt", default="auto", show_default=True, help="Model format.")
-@click.option("--num-iteration", type=int, help="Keep the first N boosting rounds (0: all).")
+@click.option("--num-iteration", type=NUM_ITERATION, help=NUM_ITERATION_HELP + ".")
 @click.option("--feature-names", type=click.Path(dir_okay=False), help="File with one feature name per line.")
 @click.option("--featureset", "featureset", type=click.Path(dir_okay=False, path_type=str),
               help="es: o19s feature set JSON (_featureset body or GET response) whose query templates become "
@@ -1345,7 +1262,7 @@ Examples:
 @_common
 def export_command(
     model: str, target: str, output: str | None, name: str | None, approximate: bool, fmt: str,
-    num_iteration: int | None, feature_names: str | None, featureset: str | None,
+    num_iteration: Any, feature_names: str | None, featureset: str | None,
     placeholder_extractors: bool, debug: bool,
 ) -> int:
     import warnings

@@ -151,18 +151,26 @@ def test_inspect_xgboost_human(models):
     assert re.search(r"trees\s+8\b", p.stdout)
 
 
-def test_inspect_early_stopped_xgboost_notes_best_iteration(models):
+def test_inspect_early_stopped_xgboost_states_the_policy(models):
+    """An XGBoost file keeps every round, as Booster.predict does; inspect says the best iteration
+    exists but is not applied, and --num-iteration best applies it."""
     native = xgb.Booster(model_file=str(models / "early.json"))
     best = native.best_iteration
     total = native.num_boosted_rounds()
     assert best + 1 < total
     d = json.loads(run("inspect", models / "early.json", "--json").stdout)
-    assert d["trees"] == best + 1
-    assert any(f"best iteration {best}" in n and f"{best + 1} of {total} trees" in n for n in d["notes"])
+    assert d["trees"] == total
+    assert any(f"best_iteration {best}" in n and "not applied" in n and "Booster.predict" in n for n in d["notes"])
+    p = run("inspect", models / "early.json")
+    assert "not applied" in p.stdout and "--num-iteration best" in p.stdout
+    db = json.loads(run("inspect", models / "early.json", "--json", "--num-iteration", "best").stdout)
+    assert db["trees"] == best + 1
     d0 = json.loads(run("inspect", models / "early.json", "--json", "--num-iteration", "0").stdout)
     assert d0["trees"] == total
     d5 = json.loads(run("inspect", models / "early.json", "--json", "--num-iteration", "5").stdout)
     assert d5["trees"] == 5
+    bad = run("inspect", models / "early.json", "--num-iteration", "-2")
+    assert bad.returncode == 2 and "--num-iteration must be an integer >= 0 or 'best'" in bad.stderr
 
 
 needs_ranklib = pytest.mark.skipif(
@@ -465,7 +473,7 @@ def test_compile_model_xgboost_human_summary_and_verify_command(models, tmp_path
     art = tmp_path / "x"
     p = run(models / "rank.ubj", "-o", art, exe="compile-model")
     assert p.returncode == 0, p.stderr
-    for key in ("trees", "features", "artifact", "parity    OK"):
+    for key in ("trees", "features", "artifact", "parity    VERIFIED"):
         assert key in p.stdout
     assert "xgboost" in p.stdout
     p = run("verify", models / "rank.ubj", art, TEST_LETOR, "--json")
@@ -635,20 +643,28 @@ def test_raw_score_artifact_scores_raw_margins_by_default(models, tmp_path):
         np.testing.assert_array_equal(got, want)
 
 
-def test_compile_early_stopped_xgboost_keeps_best_iteration(models, tmp_path):
+def test_compile_early_stopped_xgboost_keeps_every_round_like_booster_predict(models, tmp_path):
     native = xgb.Booster(model_file=str(models / "early.json"))
-    p = run(models / "early.json", "-o", tmp_path / "e", "--json", exe="compile-model")
-    assert p.returncode == 0, p.stderr
-    d = json.loads(p.stdout)
-    assert d["model"]["trees"] == native.best_iteration + 1
-    assert any("best iteration" in n for n in d["notes"])
-    # parity held against xgboost predicting with the same iteration range
-    assert any(c["reference"].startswith("xgboost") and c["ok"] for c in d["parity"]["checks"])
+    total = native.num_boosted_rounds()
     X = np.load(models / "test.npy")
-    p = run("score", tmp_path / "e", models / "test.npy", "--output-format", "csv")
-    got = np.array([float(ln.split(",")[1]) for ln in p.stdout.splitlines()[1:]])
-    want = native.predict(xgb.DMatrix(X), iteration_range=(0, native.best_iteration + 1))
-    np.testing.assert_array_equal(got.astype(np.float32), want)
+    for opt, rounds in (((), total), (("--num-iteration", "best"), native.best_iteration + 1)):
+        art = tmp_path / f"e{len(opt)}"
+        p = run(models / "early.json", "-o", art, "--json", *opt, exe="compile-model")
+        assert p.returncode == 0, p.stderr
+        d = json.loads(p.stdout)
+        assert d["model"]["trees"] == rounds and d["verdict"] == "verified"
+        # parity held against xgboost predicting with the same iteration range
+        assert any(c["reference"].startswith("xgboost") and c["ok"] for c in d["parity"]["checks"])
+        assert json.loads((art / "parity.json").read_text())["verdict"] == "verified"
+        p = run("score", art, models / "test.npy", "--output-format", "csv")
+        got = np.array([float(ln.split(",")[1]) for ln in p.stdout.splitlines()[1:]])
+        want = native.predict(xgb.DMatrix(X), iteration_range=(0, rounds))
+        np.testing.assert_array_equal(got.astype(np.float32), want)
+        if not opt:  # the default is what Booster.predict does
+            np.testing.assert_array_equal(want, native.predict(xgb.DMatrix(X)))
+        # verify reproduces the artifact's rounds from the build record
+        p = run("verify", models / "early.json", art, "--json")
+        assert p.returncode == 0 and json.loads(p.stdout)["verdict"] == "verified", p.stderr
 
 
 @needs_ranklib
