@@ -1107,7 +1107,7 @@ def score_command(
 
 
 def _spark_score(target: str, data: str, output: str, master: str, features: str | None,
-                 raw_score: bool | None, fmt: str, num_iteration: int | None, console: Console) -> int:
+                 raw_score: bool | None, fmt: str, num_iteration: Any, console: Console) -> int:
     """``score --spark``: the model file is loaded as everywhere in the CLI, then one Spark job."""
     from .spark_job import parse_features, run_score_job
 
