@@ -276,12 +276,13 @@ def in_process(model: Path, body: bytes, reps: int = 300) -> dict[str, float]:
     import orjson
 
     import ltrcompile
+    from ltrcompile.pipeline import compile_into
     from ltrcompile.rescore import FeatureSet, RescoreParams, Rescorer, native_response_hits
-    from ltrcompile.service.registry import compile_scorer
+    from ltrcompile.service.build import SERVICE_BUILD
 
     ens = ltrcompile.load_model(str(model))
     with tempfile.TemporaryDirectory() as d:
-        scorer = compile_scorer(ens, Path(d) / "compiled")  # what the server does
+        scorer = compile_into(ens, Path(d) / "compiled", SERVICE_BUILD)  # what the server does
         r = Rescorer.for_model(scorer, ens, FeatureSet.from_dict({"name": "b", "features": NAMES}))
         stages = {
             "json_decode": 0.0,

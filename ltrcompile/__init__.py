@@ -7,6 +7,11 @@ Quick start::
     scores = ens.predict(X)                          # reference interpreter
     scorer = ltrcompile.compile(ens)                 # native Cython scorer
     scorer.predict(X)
+
+    # or the whole build in one call -- load, compile, verify, write the artifact (what
+    # compile-model and the service do, see ltrcompile.pipeline):
+    res = ltrcompile.build("model.txt", "build/ranker", data=X_valid)
+    res.verdict                                      # "verified" (else ParityError is raised)
 """
 
 from __future__ import annotations
@@ -37,11 +42,29 @@ __all__ = [
     "Op",
     "TreeArrays",
     "UnsupportedModelError",
+    "build",
     "compile",
     "detect_format",
     "load_compiled",
     "load_model",
 ]
+
+
+def build(source: Any, out: Any = None, **options: Any) -> Any:
+    """Load ``source``, compile it, verify parity and write the artifact to ``out``.
+
+    The one build pipeline (:func:`ltrcompile.pipeline.build`; ``compile-model`` and the service
+    use it too). Options: ``format``, ``num_iteration`` (which boosting rounds: None = what the
+    source library's own predict uses, 0 = all, N, ``"best"``), ``feature_names``, ``strategy``,
+    ``isa``, ``jobs``, ``cache``, ``name``, ``data`` (extra rows to verify on), ``atol``,
+    ``native`` (compare with the source library), ``accept_incomplete``. Returns a
+    :class:`~ltrcompile.pipeline.BuildResult` (``verdict``, ``report``, ``scorer``, ``artifact``);
+    raises :class:`~ltrcompile.pipeline.ParityError` on ``mismatch``, or on ``incomplete``
+    without ``accept_incomplete``.
+    """
+    from .pipeline import build as _build
+
+    return _build(source, out, **options)
 
 
 def compile(ensemble: Any, out_dir: Any = None, **kwargs: Any) -> Any:  # noqa: A001

@@ -48,6 +48,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,13 +264,19 @@ def reproduce_num_iteration(ens: Ensemble) -> int | None:
 
 # ============================================================================ compile / verify
 def compile_into(ens: Ensemble, out_dir: str | os.PathLike[str] | None, options: BuildOptions) -> Any:
-    """Compile ``ens`` with the Cython backend into ``out_dir``; returns the loaded scorer."""
+    """Compile ``ens`` with the Cython backend into ``out_dir``; returns the loaded scorer.
+
+    With ``cache`` the build goes through the build cache (``$LTRCOMPILE_CACHE``): built there
+    once, keyed by the IR's semantic digest, and copied into ``out_dir`` -- so a renamed copy or
+    another format of the same trees is not built again. Without it, built in ``out_dir`` only.
+    """
     from .backends.cython import compile as backend_compile
 
-    return backend_compile(
-        ens, None if out_dir is None else str(out_dir), strategy=options.strategy, jobs=options.jobs,
-        cache=options.cache, progress=options.progress, name=options.name, isa=options.isa,
-    )
+    kw = dict(strategy=options.strategy, jobs=options.jobs, progress=options.progress,
+              name=options.name, isa=options.isa)
+    if options.cache and out_dir is not None:
+        backend_compile(ens, None, cache=True, **kw)  # into the cache (or found there)
+    return backend_compile(ens, None if out_dir is None else str(out_dir), cache=options.cache, **kw)
 
 
 def check(loaded: Loaded, scorer: Any, options: VerifyOptions) -> ParityReport:
@@ -405,9 +412,11 @@ def _manifest(scorer: Any) -> dict[str, Any]:
 def build_artifact(
     loaded: Loaded, artifact_dir: str | os.PathLike[str], build: BuildOptions | None = None,
     verify: VerifyOptions | None = None, *, record: dict[str, Any] | None = None,
+    after_compile: Callable[[float], None] | None = None,
 ) -> BuildResult:
     """Compile, verify and write the artifact into ``artifact_dir`` (created; nothing is moved).
 
+    ``after_compile(seconds)`` is called between compiling and verifying (progress reports).
     Writes the compiled scorer, ``compile-model.json`` (``record`` adds to its options) and,
     when verification ran, ``parity.json`` (accepted) or ``parity-failed.json`` (rejected), each
     recording the verdict and the decision.
@@ -418,6 +427,8 @@ def build_artifact(
     t0 = time.perf_counter()
     scorer = compile_into(loaded.ensemble, out, build)
     compile_s = time.perf_counter() - t0
+    if after_compile is not None:
+        after_compile(compile_s)
     rec = _record(loaded, build, verify, dict(record or {}))
     _write_json(out / BUILD_RECORD, rec)
     report = check(loaded, scorer, verify) if verify.enabled else None

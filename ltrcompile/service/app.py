@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -32,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from ..errors import LtrCompileError
+from ..errors import LtrCompileError, OptionError
 from ..rescore import (
     MAX_WINDOW,
     FeatureSet,
@@ -42,6 +43,7 @@ from ..rescore import (
     native_response_hits,
     parse_params,
 )
+from ..selection import parse_num_iteration
 from .explain import explain_k, explain_rows
 from .jobs import FINISHED, JobLimits
 from .openapi import docs_html, openapi_spec
@@ -406,10 +408,15 @@ class Service:
         return json_response({"model": name, "active_version": lv.version})
 
     async def upload(self, request: Request) -> Response:
-        """Body = the model file. Query: featureset (required), format, filename, activate, wait."""
+        """Body = the model file. Query: featureset (required), format, filename, activate, wait,
+        binding, num_iteration (boosting rounds to keep), accept_incomplete (activate even when
+        the verification is incomplete)."""
         name = check_name("model", request.path_params["name"])
         q = request.query_params
-        unknown = set(q) - {"featureset", "format", "filename", "activate", "wait", "binding"}
+        unknown = set(q) - {
+            "featureset", "format", "filename", "activate", "wait", "binding", "num_iteration",
+            "accept_incomplete",
+        }
         if unknown:
             raise ApiError(400, f"unknown query parameters: {sorted(unknown)}")
         fs = q.get("featureset")
@@ -419,16 +426,25 @@ class Service:
             )
         activate = _bool_param(q, "activate", True)
         wait = _bool_param(q, "wait", False)
+        accept_incomplete = _bool_param(q, "accept_incomplete", False)
+        try:
+            num_iteration = parse_num_iteration(q.get("num_iteration"))
+        except OptionError as exc:
+            raise ApiError(400, str(exc)) from None
         body = await self._body(request, self.max_upload)
         job = await asyncio.to_thread(
-            self.registry.submit,
-            name,
-            body,
-            check_name("feature set", fs),
-            q.get("format", "auto"),
-            q.get("filename"),
-            activate,
-            q.get("binding", "auto"),
+            functools.partial(
+                self.registry.submit,
+                name,
+                body,
+                check_name("feature set", fs),
+                q.get("format", "auto"),
+                q.get("filename"),
+                activate,
+                q.get("binding", "auto"),
+                num_iteration=num_iteration,
+                accept_incomplete=accept_incomplete,
+            )
         )
         if not wait:
             return json_response(
@@ -678,6 +694,9 @@ def _version_view(meta: dict[str, Any]) -> dict[str, Any]:
         "digest",
         "summary",
         "parity",
+        "verdict",
+        "activation_held",
+        "tree_selection",
         "compile_seconds",
         "created",
     )

@@ -1,8 +1,8 @@
 """Build one uploaded model version into a staging directory: parse, bind, compile, verify.
 
 This is the work a worker process (:mod:`.worker`) does for an upload job, under CPU-time and
-memory limits; :func:`build_version` is the single entry point, so whatever performs the build
-(this module, or a shared pipeline module) plugs in behind it. It writes the staging directory
+memory limits; :func:`build_version` is the single entry point, and the build itself is
+:mod:`ltrcompile.pipeline`'s (the same load/compile/verify/write path as ``compile-model``). It writes the staging directory
 (source file, ``ir.json``, ``compiled/``, ``meta.json``) and nothing else: committing the version
 to the store and activating it is the server's part (:mod:`.jobs`).
 """
@@ -20,7 +20,19 @@ from typing import Any
 import numpy as np
 
 from ..errors import LtrCompileError
+from ..pipeline import (
+    BuildOptions,
+    BuildResult,
+    Loaded,
+    LoadOptions,
+    VerifyOptions,
+    build_artifact,
+    decide,
+)
+from ..pipeline import load as pipeline_load
 from ..rescore import FeatureSet, RescoreInputError, bind_columns
+from ..selection import NumIteration
+from ..verify import MISMATCH
 from .store import crash_point, write_json_atomic
 
 log = logging.getLogger("ltrcompile.service")
@@ -58,12 +70,11 @@ def refuse_executable(body: bytes, fmt: str) -> None:
             )
 
 
-def compile_scorer(ens: Any, out_dir: Path) -> Any:
-    """Compile ``ens`` into ``out_dir`` with the Cython backend; returns the loaded scorer."""
-    import ltrcompile
-
-    # one compiler process: the other core keeps serving while a model builds
-    return ltrcompile.compile(ens, str(out_dir), progress=False, jobs=1)
+#: how the service compiles: one compiler process (the other core keeps serving while a model builds)
+SERVICE_BUILD = BuildOptions(jobs=1)
+#: how the service verifies: edge rows only; an incomplete verdict is stored (not activated unless
+#: the upload passed accept_incomplete=true, see :func:`activation_hold`)
+SERVICE_VERIFY = VerifyOptions(edge=VERIFY_EDGE_ROWS, accept_incomplete=True)
 
 
 def load_scorer(out_dir: Path) -> Any:
@@ -72,43 +83,29 @@ def load_scorer(out_dir: Path) -> Any:
     return ltrcompile.load_compiled(str(out_dir))
 
 
-def verify_scorer(ens: Any, scorer: Any, source: str | None = None) -> dict[str, Any]:
-    """Parity of the compiled scorer (:func:`ltrcompile.verify.verify`) or raise.
+def _refuse_mismatch(res: BuildResult) -> None:
+    if res.verdict == MISMATCH:
+        assert res.report is not None
+        raise LtrCompileError("parity check failed; the version was not stored:\n" + res.report.format())
 
-    Compared on the model's edge rows: compiled vs the reference interpreter, and vs the source
-    library's own predictions when it is installed and can read the uploaded file.
-    """
-    from ..verify import verify
 
-    native_error = None
-    try:
-        rep = verify(ens, scorer, source=source, edge=VERIFY_EDGE_ROWS)
-    except Exception as exc:  # the source library failed to *run*; still check compiled vs IR
-        if source is None:
-            raise
-        native_error = f"native comparison failed to run: {type(exc).__name__}: {exc}"[:500]
-        log.warning("%s", native_error)
-        rep = verify(ens, scorer, source=None, edge=VERIFY_EDGE_ROWS)
-    values = [c for c in rep.checks if c.what != "leaf"]
-    summary = {
-        "ok": rep.ok,
-        "rows": rep.rows_checked,
-        "bit_identical": bool(values) and all(c.bit_identical for c in values),
-        "checks": [
-            {
-                "check": c.title,
-                "ok": c.ok,
-                "bit_identical": c.bit_identical,
-                "max_abs_diff": c.to_dict()["max_abs_diff"],
-            }
-            for c in rep.checks
-        ],
-        "skipped": list(rep.skipped) + ([native_error] if native_error else []),
-        "seconds": round(rep.seconds, 3),
-    }
-    if not rep.ok:
-        raise LtrCompileError("parity check failed; the version was not stored:\n" + rep.format())
-    return summary
+def activation_hold(res: BuildResult, accept_incomplete: bool) -> str | None:
+    """Why a stored version must not be activated by its upload (None: it may be)."""
+    decision = decide(res.report, accept_incomplete)
+    if decision.accepted:
+        return None
+    return (
+        f"not activated: {decision.reason}; upload with accept_incomplete=true, or activate this "
+        "version explicitly, to serve it"
+    )
+
+
+def rebuild_scorer(ens: Any, source: str | None, out_dir: Path) -> Any:
+    """Compile and verify a stored version's IR again (its artifact was built for another
+    Python); a mismatch raises."""
+    res = build_artifact(Loaded.of(ens, source), out_dir, SERVICE_BUILD, SERVICE_VERIFY)
+    _refuse_mismatch(res)
+    return res.scorer
 
 
 @dataclass(frozen=True)
@@ -123,6 +120,8 @@ class BuildRequest:
     ext: str
     binding: str
     options: dict[str, Any] = field(default_factory=dict)
+    num_iteration: NumIteration = None
+    accept_incomplete: bool = False
 
     @classmethod
     def from_job(cls, job: dict[str, Any]) -> BuildRequest:
@@ -135,13 +134,18 @@ class BuildRequest:
             job.get("ext", ""),
             job.get("binding", "auto"),
             dict(job.get("options") or {}),
+            job.get("num_iteration"),
+            bool(job.get("accept_incomplete", False)),
         )
 
 
 def build_version(
     req: BuildRequest, body: bytes, staging: Path, progress: Callable[..., None]
 ) -> dict[str, Any]:
-    """Parse, bind, compile and verify ``body`` into ``staging``; returns the version's meta.
+    """Parse, bind, compile and verify ``body`` into ``staging`` through :mod:`ltrcompile.pipeline`
+    (``pipeline.load``, ``pipeline.build_artifact`` into ``staging/compiled``); returns the
+    version's meta. A mismatch raises; an incomplete verdict is stored with ``activation_held``
+    saying why the upload does not activate it (unless ``accept_incomplete``).
 
     ``progress(state, **info)`` reports the stage (``parsing``, ``compiling``, ``verifying``).
     Raises an :class:`LtrCompileError`/:class:`RescoreInputError` for a bad upload.
@@ -158,7 +162,10 @@ def build_version(
         fmt = ltrcompile.detect_format(str(src))
         refuse_executable(body, fmt)
     progress("parsing", format=fmt)
-    ens = ltrcompile.load_model(str(src), format=fmt, **_loader_options(fmt, fs, req.options))
+    loaded = pipeline_load(str(src), LoadOptions(
+        format=fmt, num_iteration=req.num_iteration, frontend=_loader_options(fmt, fs, req.options)
+    ))
+    ens = loaded.ensemble
     if ens.n_outputs != 1:
         raise RescoreInputError(
             f"the model has {ens.n_outputs} outputs; rescoring needs one score per hit"
@@ -174,12 +181,14 @@ def build_version(
     allow_fewer = fmt == "ranklib" or req.binding == "position"
     cols, how = bind_columns(ens.feature_names, ens.n_features, fs, req.binding, allow_fewer)
     progress("compiling")
-    t0 = time.perf_counter()
-    scorer = compile_scorer(ens, staging / "compiled")
-    compile_seconds = time.perf_counter() - t0
-    crash_point("after-compile")
-    progress("verifying", compile_seconds=compile_seconds)
-    parity = verify_scorer(ens, scorer, str(src))
+
+    def compiled(seconds: float) -> None:
+        crash_point("after-compile")
+        progress("verifying", compile_seconds=seconds)
+
+    res = build_artifact(loaded, staging / "compiled", SERVICE_BUILD, SERVICE_VERIFY, after_compile=compiled)
+    _refuse_mismatch(res)
+    compile_seconds = res.compile_seconds
     ens.save(str(staging / "ir.json"))
     meta = {
         "model": req.model,
@@ -192,7 +201,11 @@ def build_version(
         "columns": None if cols is None else cols.tolist(),
         "digest": ens.digest(),
         "summary": _jsonable(ens.summary()),
-        "parity": parity,
+        "parity": res.parity_summary(),
+        "verdict": res.verdict,
+        "activation_held": activation_hold(res, req.accept_incomplete),
+        "num_iteration": req.num_iteration,
+        "tree_selection": loaded.selection,
         "compile_seconds": compile_seconds,
         "created": time.time(),
     }

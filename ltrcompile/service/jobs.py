@@ -45,6 +45,10 @@ PUBLIC_FIELDS = (
     "featureset",
     "format",
     "activate",
+    "num_iteration",
+    "accept_incomplete",
+    "verdict",
+    "activation_held",
     "state",
     "error",
     "created",
@@ -175,7 +179,12 @@ class JobRunner:
                     job["model"], job["version"], staging, lambda: self._check_cancelled(job_id)
                 )
                 staging = None
-            job["state"] = "activating" if job.get("activate") else "loading"
+            meta = self.store.version_meta(job["model"], job["version"])
+            job["verdict"] = meta.get("verdict")
+            job["activation_held"] = meta.get("activation_held")  # why the upload does not activate it
+            if job["activation_held"] and job.get("activate"):
+                log.warning("%s version %s: %s", job["model"], job["version"], job["activation_held"])
+            job["state"] = "activating" if job.get("activate") and not job["activation_held"] else "loading"
             self.store.write_job(job)
             self._on_built(job)
             job["state"] = "ready"

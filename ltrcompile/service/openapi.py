@@ -156,8 +156,9 @@ def openapi_spec() -> dict[str, Any]:
                     "The body is the model file exactly as the training library wrote it (LightGBM "
                     "text, XGBoost JSON/UBJSON, RankLib, ES LTR definitions...). It is parsed, "
                     "compiled server-side in the background, checked for parity against the "
-                    "reference interpreter, written to the store atomically, and (activate=true) "
-                    "made the served version by an atomic swap. Pickles and binaries are refused."
+                    "reference interpreter and the source library (verdict verified/incomplete/"
+                    "mismatch), written to the store atomically, and (activate=true, verdict "
+                    "verified or accept_incomplete=true) made the served version by an atomic swap. Pickles and binaries are refused."
                 ),
                 "security": _AUTH,
                 "parameters": [
@@ -182,6 +183,19 @@ def openapi_spec() -> dict[str, Any]:
                         "binding",
                         {"enum": ["auto", "name", "position"], "default": "auto"},
                         "how model features map to the feature set",
+                    ),
+                    _q(
+                        "num_iteration",
+                        {"type": "string", "pattern": "^([0-9]+|best)$"},
+                        "boosting rounds to keep: N, 0 (all) or best; default: what the library's "
+                        "own predict uses for the file (XGBoost and LightGBM files: every round)",
+                    ),
+                    _q(
+                        "accept_incomplete",
+                        {"type": "boolean", "default": False},
+                        "activate the version even when its verification is incomplete (a "
+                        "reference, e.g. the source library, could not run); otherwise it is "
+                        "stored but not activated and the job's activation_held says why",
                     ),
                 ],
                 "requestBody": {
@@ -467,6 +481,12 @@ def openapi_spec() -> dict[str, Any]:
                 "state": {"enum": ["queued", "compiling", "verifying", "ready", "failed"]},
                 "error": {"type": ["string", "null"]},
                 "compile_seconds": {"type": ["number", "null"]},
+                "verdict": {"enum": ["verified", "incomplete", "mismatch", None]},
+                "activation_held": {
+                    "type": ["string", "null"],
+                    "description": "why the upload did not activate the version (incomplete "
+                    "verification without accept_incomplete=true)",
+                },
             },
         },
         "Error": {

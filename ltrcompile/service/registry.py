@@ -27,14 +27,14 @@ from typing import Any
 import numpy as np
 
 from ..rescore import FeatureSet, RescoreInputError, Rescorer
+from ..selection import parse_num_iteration
 from .build import (  # noqa: F401 -- re-exported: the scorer adapter lives in .build
     _CODE_FORMAT,
     _EXT_RE,
     VERIFY_EDGE_ROWS,
-    compile_scorer,
     load_scorer,
+    rebuild_scorer,
     refuse_executable,
-    verify_scorer,
 )
 from .jobs import FINISHED, JobLimits, JobRunner, new_job_id, public
 from .store import ModelStore, StoreError
@@ -182,8 +182,7 @@ class Registry:
                 # e.g. the artifact was built for another Python: rebuild it (not persisted)
                 log.warning("recompiling %s version %s: %s", name, version, exc)
                 rebuild = self.store.tmp / f"rebuild-{os.getpid()}-{name}-{version}"
-                scorer = compile_scorer(ens, rebuild)
-                verify_scorer(ens, scorer, str(vdir / meta["source_file"]))
+                scorer = rebuild_scorer(ens, str(vdir / meta["source_file"]), rebuild)
             fs = FeatureSet.from_dict(meta["featureset"])
             cols = None if meta.get("columns") is None else np.asarray(meta["columns"], np.intp)
             lv = LoadedVersion(
@@ -288,12 +287,16 @@ class Registry:
         binding: str = "auto",
         options: dict[str, Any] | None = None,
         create_only: bool = False,
+        num_iteration: Any = None,
+        accept_incomplete: bool = False,
     ) -> dict[str, Any]:
         """Validate the cheap parts, store the job durably, then build it in the background.
 
         ``create_only``: 409 if the model exists or an upload of it is unfinished; the check and
         the storing of the job are one step under the store's lock, so of two concurrent creates
-        of one name (threads, worker processes or servers sharing the store) exactly one wins."""
+        of one name (threads, worker processes or servers sharing the store) exactly one wins.
+        ``num_iteration``: which boosting rounds to keep (:mod:`ltrcompile.selection`).
+        ``accept_incomplete``: activate the version even when its verification is incomplete."""
         from ..frontends import formats
 
         if not body.strip():
@@ -304,6 +307,7 @@ class Registry:
             raise RescoreInputError(f"unknown format {fmt!r}; known: {', '.join(known)}")
         if binding not in ("auto", "name", "position"):
             raise RescoreInputError(f"binding must be auto, name or position; got {binding!r}")
+        num_iteration = parse_num_iteration(num_iteration)
         fs = self.store.get_featureset(featureset)  # 404 if absent
         ext = ""
         if filename:
@@ -326,6 +330,8 @@ class Registry:
                 "activate": activate,
                 "binding": binding,
                 "options": dict(options or {}),
+                "num_iteration": num_iteration,
+                "accept_incomplete": bool(accept_incomplete),
                 "state": "queued",
                 "error": None,
                 "status": 200,
@@ -340,12 +346,13 @@ class Registry:
         return public(job)
 
     def _on_built(self, job: dict[str, Any]) -> None:
-        """A job's version is committed: load it here; activate it when the upload asked."""
+        """A job's version is committed: load it here; activate it when the upload asked and its
+        verdict allows (``activation_held`` says why not)."""
         name, version = job["model"], int(job["version"])
         self._load(name, version)
         if self.metrics is not None and job.get("compile_seconds") is not None:
             self.metrics.compile_seconds.labels(name).observe(job["compile_seconds"])
-        if job.get("activate"):
+        if job.get("activate") and not job.get("activation_held"):
             self.activate(name, version)
 
     def _count_upload(self, job: dict[str, Any]) -> None:
