@@ -415,6 +415,45 @@ def test_concurrent_createmodel_exactly_one_wins(srv):
     assert c.delete("/_ltr/_model/race_model", headers=auth()).status_code == 200
 
 
+def test_concurrent_createmodel_across_two_servers_sharing_the_store(srv):
+    """The same, across processes: two servers on one store directory (the store's flock)."""
+    import threading
+
+    import httpx
+
+    c = srv.client
+    if c.get("/_ltr/_featureset/racefs").status_code == 404:
+        assert c.put("/_ltr/_featureset/racefs", json={"featureset": {"features": FEATURES}}, headers=auth()).status_code == 201  # fmt: skip
+    tf = srv.store.parent / "token"
+    other = Server(srv.store, "--token-file", str(tf))
+    try:
+        body = {"model": {**CREATE["model"], "name": "race2_model"}}
+        urls = [srv.url, other.url] * 2
+        barrier = threading.Barrier(len(urls))
+        results: list[httpx.Response] = []
+        lock = threading.Lock()
+
+        def create(url: str) -> None:
+            with httpx.Client(base_url=url, timeout=120) as cl:
+                barrier.wait()
+                r = cl.post("/_ltr/_featureset/racefs/_createmodel", json=body, headers=auth())
+            with lock:
+                results.append(r)
+
+        threads = [threading.Thread(target=create, args=(u,)) for u in urls]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(180)
+        statuses = sorted(r.status_code for r in results)
+        assert statuses == [201, 405, 405, 405], [r.text for r in results]
+        info = c.get("/models/race2_model").json()
+        assert [v["version"] for v in info["version_details"]] == [info["active_version"]]
+    finally:
+        other.stop()
+    assert c.delete("/_ltr/_model/race2_model", headers=auth()).status_code == 200
+
+
 def test_model_put_post_and_named_stores_answer_in_the_plugins_shape(srv):
     c = srv.client
     body = {"model": {**CREATE["model"], "feature_set": {"name": "movies", "features": FEATURES}}}
