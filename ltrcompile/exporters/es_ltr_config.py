@@ -38,6 +38,11 @@ What is converted, per feature of the o19s feature set (``StoredFeature``: ``nam
   not exactly one query type; the plugin's own query types (``match_explorer``, ``term_stat``,
   ``sltr``, ``validating_ltr``, ``ltr``), which Elasticsearch does not know.
 
+Not checked here: the query DSL itself. Elasticsearch parses every ``query`` at ``PUT`` time
+(``QueryProvider.fromXContent``, strict), before any mustache rendering, so a placeholder in a
+field the DSL types (``"boost": "{{b}}"``, a boolean) or an unknown query type is refused there,
+as is a field a given Elasticsearch version does not know.
+
 ``placeholders=True`` writes ``{"match_none": {}}`` for each refused feature instead (the feature is
 always missing in Elasticsearch) and lists them (:class:`PlaceholderExtractorWarning`, and the
 body's ``description`` when :mod:`.es_native` writes it).
