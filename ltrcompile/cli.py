@@ -1416,6 +1416,10 @@ def _es_extractor_opts(target: str, model: str, featureset: str | None, placehol
     if fs is not None:
         click.echo(f"note: feature extractors from the feature set {fs.name!r} in {model}", err=True)
         return {"featureset": fs, "placeholder_extractors": placeholders}
+    cfg = None if placeholders else es_ltr_config.inference_config_in_model_file(model)
+    if cfg is not None:
+        click.echo(f"note: inference_config kept as {model} has it", err=True)
+        return {"inference_config": cfg}
     if placeholders:
         raise CliError("--placeholder-extractors needs a feature set (--featureset FILE)")
     click.echo("note: no feature set (--featureset): inference_config.learning_to_rank gets no feature_extractors", err=True)
