@@ -270,19 +270,23 @@ class ModelStore:
             raise StoreError(f"model {name!r} has no version {version}", 404) from None
 
     def active_version(self, name: str) -> int | None:
-        try:
-            v = int(_read_json(self.model_dir(name) / "ACTIVE")["version"])
-        except FileNotFoundError:
-            return None
-        return v if self.version_dir(name, v).is_dir() else None
+        v = self.active_pointer(name)
+        return v if v is not None and self.version_dir(name, v).is_dir() else None
 
-    def active_stamp(self, name: str) -> tuple[int, ...] | None:
-        """Identity of the ``ACTIVE`` pointer file: changes whenever it is replaced."""
+    def active_pointer(self, name: str) -> int | None:
+        """The version ``models/<name>/ACTIVE`` names right now (None: no pointer), read from the
+        file every time: one small read, cheap enough for every request. Content, not ``stat``:
+        inode numbers are reused and file times are coarse, so two quick activations can leave
+        identical ``stat`` results."""
         try:
-            st = os.stat(self.model_dir(name) / "ACTIVE")
-        except FileNotFoundError:
+            with open(self.model_dir(name) / "ACTIVE", "rb") as fh:
+                raw = fh.read()
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        return st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size
+        try:
+            return int(json.loads(raw)["version"])
+        except (ValueError, KeyError, TypeError):
+            raise StoreError(f"model {name!r}: its ACTIVE pointer is unreadable", 500) from None
 
     def reserve_version(self, name: str) -> int:
         """The next version number of ``name``; never handed out twice, across processes, crashes
