@@ -5,6 +5,9 @@ request that starts after the activation returned (docs/service.md: the propagat
 host is zero). Each scoring response names the process that answered (``X-Served-By``), so the
 tests prove that both processes were asked, and each is checked against LightGBM's own scores.
 A worker killed with ``kill -9`` is replaced by the supervisor and the store stays served.
+
+The servers run with a sync interval of a minute, so the background look at the store cannot be
+what propagates an activation within a test: the per-request check of the ``ACTIVE`` pointer is.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from test_service import models as models  # noqa: F401 -- the module fixture, s
 
 lgb = pytest.importorskip("lightgbm")
 
+#: ``--sync-interval``: longer than any test here (see the module docstring).
+SLOW_SYNC = ("--sync-interval", "60")
 #: Requests per round are sent until both processes have answered; never more than this.
 MAX_PER_ROUND = 400
 
@@ -92,7 +97,8 @@ def test_workers_see_every_activation_at_once_and_a_killed_worker_is_replaced(
     tmp_path, models, two_versions
 ):
     X, want = two_versions
-    s = Server(tmp_path / "store", "--workers", "2", "--token-file", str(token_file(tmp_path)))
+    tf = str(token_file(tmp_path))
+    s = Server(tmp_path / "store", "--workers", "2", "--token-file", tf, *SLOW_SYNC)
     try:
         setup_model(s, models)
         pids = pids_of(s.url, 2)
@@ -130,11 +136,11 @@ def test_workers_see_every_activation_at_once_and_a_killed_worker_is_replaced(
 def test_two_servers_on_one_store_directory(tmp_path, models, two_versions):
     X, want = two_versions
     tf = str(token_file(tmp_path))
-    a = Server(tmp_path / "store", "--token-file", tf)
+    a = Server(tmp_path / "store", "--token-file", tf, *SLOW_SYNC)
     b = None
     try:
         setup_model(a, models)
-        b = Server(tmp_path / "store", "--token-file", tf, log=tmp_path / "server-b.log")
+        b = Server(tmp_path / "store", "--token-file", tf, *SLOW_SYNC, log=tmp_path / "b.log")
         pa = a.client.get("/healthz").json()["pid"]
         pb = b.client.get("/healthz").json()["pid"]
         assert pa != pb
