@@ -24,6 +24,7 @@ from test_service import NAMES, TOKEN, Server, auth, upload
 from test_service import models as models  # noqa: F401 -- the module fixture, shared
 
 lgb = pytest.importorskip("lightgbm")
+pytestmark = pytest.mark.slow  # several server processes, a minute each
 
 #: ``--sync-interval``: longer than any test here (see the module docstring).
 SLOW_SYNC = ("--sync-interval", "60")
