@@ -122,6 +122,7 @@ class ModelStore:
         for sub in ("featuresets", "models", "counters", "jobs", "tmp"):
             (self.root / sub).mkdir(exist_ok=True)
         self._tlock = threading.RLock()
+        self._pointer_paths: dict[str, str] = {}
         self._depth = 0
         self._lockfile = open(self.root / ".lock", "a+")  # noqa: SIM115 -- held open for life
         self._clean_tmp()
@@ -275,14 +276,24 @@ class ModelStore:
 
     def active_pointer(self, name: str) -> int | None:
         """The version ``models/<name>/ACTIVE`` names right now (None: no pointer), read from the
-        file every time: one small read, cheap enough for every request. Content, not ``stat``:
-        inode numbers are reused and file times are coarse, so two quick activations can leave
-        identical ``stat`` results."""
+        file every time: a few microseconds (the path is remembered once the file was found, raw
+        ``os`` calls), cheap enough for every request. Content, not ``stat``: inode numbers are
+        reused and file times are coarse, so two quick activations can leave identical ``stat``
+        results."""
+        path = self._pointer_paths.get(name)
+        known = path is not None
+        if not known:
+            path = str(self.model_dir(name) / "ACTIVE")
         try:
-            with open(self.model_dir(name) / "ACTIVE", "rb") as fh:
-                raw = fh.read()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        try:
+            raw = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        if not known:
+            self._pointer_paths[name] = path  # a model that exists: bounded by the store
         try:
             return int(json.loads(raw)["version"])
         except (ValueError, KeyError, TypeError):
