@@ -7,61 +7,82 @@ Exit status: 0 when the run completed and every ltrcompile engine passed the cor
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+import click
 
 from . import machine, models, protocol, report
 from .runner import Config, Runner
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        vals = tuple(int(v.replace("_", "")) for v in text.split(",") if v.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
-    if not vals or min(vals) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return vals
+class _Ints(click.ParamType):
+    name = "ints"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            vals = tuple(int(v.replace("_", "")) for v in str(value).split(",") if v.strip())
+        except ValueError:
+            self.fail(f"expected comma-separated integers, got {value!r}", param, ctx)
+        if not vals or min(vals) < 1:
+            self.fail(f"expected positive integers, got {value!r}", param, ctx)
+        return vals
 
 
-def _list(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
+class _Names(click.ParamType):
+    name = "names"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[str]:
+        return value if isinstance(value, list) else [v.strip() for v in str(value).split(",") if v.strip()]
 
 
-def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="python -m benchmarks",
-        description="Benchmark ltrcompile against XGBoost, LightGBM, scikit-learn, treelite+tl2cgen and lleaves.",
-    )
-    ap.add_argument("--quick", action="store_true",
-                    help="about two minutes: two small models, batches 1/100/10000, short cells")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="results directory (default bench-results/quick or bench-results/full)")
-    ap.add_argument("--models", type=_list, default=None, help="comma-separated model ids (see --list)")
-    ap.add_argument("--engines", type=_list, default=None,
-                    help="comma-separated substrings of engine names to keep (e.g. ltrcompile,lleaves)")
-    ap.add_argument("--batches", type=_ints, default=None, help="comma-separated batch sizes")
-    ap.add_argument("--threads", type=_ints, default=None, help="comma-separated thread counts (default 1,all cores)")
-    ap.add_argument("--seconds", type=float, default=None, help="sampled seconds per engine per cell")
-    ap.add_argument("--max-call-s", type=float, default=None, help="skip an engine in a cell above this per call")
-    ap.add_argument("--cache", type=Path, default=models.DEFAULT_CACHE, help="trained-model cache directory")
-    ap.add_argument("--workdir", type=Path, default=None, help="keep build outputs here (default: temp, removed)")
-    ap.add_argument("--build-timeout", type=float, default=None,
-                    help="seconds one engine's build may take (default 300 full, 180 quick)")
-    ap.add_argument("--model-timeout", type=float, default=None,
-                    help="seconds one model may take before the watchdog stops the run (default 1200 full, 420 quick)")
-    ap.add_argument("--rebuild", action="store_true",
-                    help="rebuild treelite/lleaves artifacts instead of reusing (and re-reporting) cached builds")
-    ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    ap.add_argument("--list", action="store_true", help="list models and engines, then exit")
-    ap.add_argument("--from-json", type=Path, default=None, metavar="RESULTS_JSON",
-                    help="rewrite the reports (Markdown, CSV, plots) from an earlier run's results.json")
-    return ap
+HELP = """Benchmark ltrcompile against XGBoost, LightGBM, scikit-learn, treelite+tl2cgen and lleaves.
+
+\b
+Examples:
+  python -m benchmarks --quick
+  ltrcompile bench --models lgb-reg-100x31 --engines ltrcompile,lightgbm --batches 1,100
+
+\b
+Exit codes: 0 ok (every ltrcompile engine passed the correctness gate), 1 an
+ltrcompile engine failed the correctness gate, 2 bad usage, 3 the watchdog
+stopped a hung run (partial reports written), 4 environment (ltrcompile bench:
+the benchmarks package or one of its libraries is missing).
+"""
+
+
+@click.command("bench", help=HELP, context_settings={"max_content_width": 100, "help_option_names": ["-h", "--help"]})
+@click.option("--quick", is_flag=True, help="About two minutes: two small models, batches 1/100/10000, short cells.")
+@click.option("--out", "-o", "--output", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output path: the results directory (default bench-results/quick or bench-results/full).")
+@click.option("--models", type=_Names(), default=None, help="Comma-separated model ids (see --list).")
+@click.option("--engines", type=_Names(), default=None,
+              help="Comma-separated substrings of engine names to keep (e.g. ltrcompile,lleaves).")
+@click.option("--batches", type=_Ints(), default=None, help="Comma-separated batch sizes.")
+@click.option("--threads", type=_Ints(), default=None, help="Comma-separated thread counts (default 1,all cores).")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None, help="Sampled seconds per engine per cell.")
+@click.option("--max-call-s", type=click.FloatRange(min=0, min_open=True), default=None, help="Skip an engine in a cell above this per call.")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=models.DEFAULT_CACHE, show_default=True, help="Trained-model cache directory.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Keep build outputs here (default: temp, removed).")
+@click.option("--build-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds one engine's build may take (default 300 full, 180 quick).")
+@click.option("--model-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds one model may take before the watchdog stops the run (default 1200 full, 420 quick).")
+@click.option("--rebuild", is_flag=True, help="Rebuild treelite/lleaves artifacts instead of reusing (and re-reporting) cached builds.")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--list", "list_", is_flag=True, help="List models and engines, then exit.")
+@click.option("--from-json", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, metavar="RESULTS_JSON",
+              help="Rewrite the reports (Markdown, CSV, plots) from an earlier run's results.json.")
+def command(**kw: Any) -> int:
+    kw["list"] = kw.pop("list_")
+    return run(SimpleNamespace(**kw))
 
 
 def _list_all() -> None:
@@ -76,7 +97,7 @@ def _list_all() -> None:
         print(f"    {e.name:32s} {'unavailable: ' + why if why else 'available'}")
 
 
-def config_from(args: argparse.Namespace) -> Config:
+def config_from(args: SimpleNamespace) -> Config:
     cores = machine.n_cores()
     if args.quick:
         cfg = Config(quick=True, batches=(1, 100, 10_000), threads=tuple(sorted({1, cores})),
@@ -111,7 +132,18 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """``python -m benchmarks``: parse ``argv`` (default: the process's) and run; the exit status."""
+    try:
+        rv = command.main(args=argv, prog_name="python -m benchmarks", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    return int(rv or 0)
+
+
+def run(args: SimpleNamespace) -> int:
     # OpenMP runtimes that spin after a parallel region steal the (2) cores from the next engine in
     # the round-robin and from each other; passive waiting keeps the interleaved engines independent.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

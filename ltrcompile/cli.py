@@ -22,10 +22,12 @@ error -- is also a JSON object on stdout.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -56,11 +58,36 @@ EXIT_INTERNAL = 70
 # records the verdict -- deployments should require it, with "verdict": "verified".
 # BUILD_RECORD (compile-model.json): what the artifact was built from; always written.
 
-EXIT_CODES_HELP = """\b
-Exit codes: 0 ok, 1 parity mismatch, 2 bad input (model, DATA, options,
-output dir), 3 unsupported model, 4 environment (no C compiler, missing
-optional component), 5 verification incomplete (compile, verify:
-see --accept-incomplete), 70 internal error."""
+#: what each exit code means, in the words every help text uses
+EXIT_MEANINGS = {
+    EXIT_OK: "ok",
+    EXIT_MISMATCH: "parity mismatch",
+    EXIT_BAD_INPUT: "bad input (model, DATA, options, output path)",
+    EXIT_UNSUPPORTED: "unsupported model",
+    EXIT_ENVIRONMENT: "environment (no C compiler, missing optional component)",
+    EXIT_INCOMPLETE: "verification incomplete (a reference could not run; see --accept-incomplete)",
+    EXIT_INTERNAL: "internal error",
+}
+#: the exit codes each command can return (its help lists exactly these)
+COMMAND_EXIT_CODES: dict[str, tuple[int, ...]] = {
+    "ltrcompile": tuple(EXIT_MEANINGS),
+    "compile": (EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_UNSUPPORTED, EXIT_ENVIRONMENT, EXIT_INCOMPLETE, EXIT_INTERNAL),
+    "verify": (EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_UNSUPPORTED, EXIT_ENVIRONMENT, EXIT_INCOMPLETE, EXIT_INTERNAL),
+    "inspect": (EXIT_OK, EXIT_BAD_INPUT, EXIT_UNSUPPORTED, EXIT_ENVIRONMENT, EXIT_INTERNAL),
+    "score": (EXIT_OK, EXIT_BAD_INPUT, EXIT_UNSUPPORTED, EXIT_ENVIRONMENT, EXIT_INTERNAL),
+    # 1: the exported file, read back by ltrcompile, does not score within the error it reported
+    "export": (EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_UNSUPPORTED, EXIT_ENVIRONMENT, EXIT_INTERNAL),
+    "serve": (EXIT_OK, EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERNAL),
+}
+
+
+def exit_codes_help(command: str) -> str:
+    """The ``Exit codes:`` paragraph of ``command``'s help (only the codes it can return)."""
+    meanings = dict(EXIT_MEANINGS)
+    if command == "export":
+        meanings[EXIT_MISMATCH] = "the exported file does not score within its reported error"
+    text = ", ".join(f"{c} {meanings[c]}" for c in COMMAND_EXIT_CODES[command])
+    return "\b\n" + "\n".join(textwrap.wrap(f"Exit codes: {text}.", 78))
 
 
 # ============================================================================ errors
@@ -681,6 +708,20 @@ def _load_scorer(target: str, fmt: str, num_iteration: Any, console: Console) ->
     return ens, ens, "interpreter"
 
 
+def _note_absent_rule(ens: Any, data: str, console: Console) -> None:
+    """Once per run: how entries absent from the svmlight rows of DATA read for this model."""
+    from .datafiles import sniff_format
+    from .exporters.roundtrip import ABSENT_WORDS
+
+    if sniff_format(data) != "svmlight":
+        return
+    src = ens.provenance.library or ens.provenance.format or "this"
+    console.note(
+        f"absent entries of the svmlight rows in {data} read as {ABSENT_WORDS[ens.sparse_absent]} "
+        f"for this model ({src} rule; the IR's sparse_absent={ens.sparse_absent!r})"
+    )
+
+
 def load_artifact(path: str) -> tuple[Any, Any]:
     """``(ensemble, scorer)`` for a compiled artifact directory (the IR is read from the artifact)."""
     from .ir import Ensemble
@@ -800,24 +841,97 @@ def _write_scores(
 
 
 # ============================================================================ click plumbing
-def _debug_requested(argv: list[str]) -> bool:
-    return "--debug" in argv or os.environ.get("LTRCOMPILE_DEBUG", "") not in ("", "0")
+@dataclasses.dataclass
+class RunState:
+    """What the error handler of :func:`_run` needs to know about the invocation, filled in by the
+    options' callbacks while click parses (``ctx.obj``): no scanning of argv."""
+
+    debug: bool = dataclasses.field(
+        default_factory=lambda: os.environ.get("LTRCOMPILE_DEBUG", "") not in ("", "0")
+    )
+    json: bool = False
 
 
-def _json_requested(argv: list[str]) -> bool:
-    return "--json" in argv
+def _into_state(attr: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        state = ctx.find_object(RunState)
+        if value and state is not None:
+            setattr(state, attr, True)
+        return value
+
+    return callback
+
+
+def _debug_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--debug", is_flag=True, expose_value=False, is_eager=True, callback=_into_state("debug"),
+        help="Show Python tracebacks for errors (also LTRCOMPILE_DEBUG=1).",
+    )(f)
+
+
+def _json_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--json", "json_mode", is_flag=True, callback=_into_state("json"), help=help_text)
+
+
+CONTEXT = {"max_content_width": 100, "help_option_names": ["-h", "--help"]}
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """The user passed option ``name`` (not a default)."""
+    src = ctx.get_parameter_source(name)
+    return src is not None and src not in (
+        click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP
+    )
+
+
+def refuse_unless(ctx: click.Context, name: str, applies: bool, reason: str) -> None:
+    """An option given where it does not apply is refused with a one-line reason (exit 2)."""
+    if not applies and _given(ctx, name):
+        flag = "--" + name.replace("_", "-")
+        for p in ctx.command.params:
+            if p.name == name and isinstance(p, click.Option):
+                flag = max(p.opts, key=len)
+        raise CliError(f"{flag} refused: {reason}")
+
+
+class FormatType(click.ParamType):
+    """``--format``: ``auto`` or a known format name, checked while parsing (before any work)."""
+
+    name = "format"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "FORMAT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from .frontends import formats
+
+        known = sorted(formats())
+        if value == "auto" or value in known:
+            return str(value)
+        self.fail(f"{value!r} is not a known format; known: auto, {', '.join(known)}", param, ctx)
+
+
+#: code generation strategies (``ltrcompile.backends.cython.codegen.STRATEGIES`` plus auto)
+STRATEGY_CHOICES = ("auto", "ifelse", "datadriven")
+
+
+def _usage_error_line(exc: click.ClickException, prog: str) -> str:
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else prog
+    hint = f" (see {where} --help)" if isinstance(exc, click.UsageError) else ""
+    return f"{where}: error: {' '.join(exc.format_message().split())}{hint}"
 
 
 def _run(command: click.Command, argv: list[str] | None, prog: str) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = _debug_requested(args)
+    state = RunState()
     try:
-        rv = command.main(args=args, prog_name=prog, standalone_mode=False)
+        rv = command.main(args=args, prog_name=prog, standalone_mode=False, obj=state)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        # usage errors: click's own message (already one "Error: ..." line plus a usage hint)
-        exc.show()
+        # usage errors: one line naming the command, like every other error
+        click.echo(_usage_error_line(exc, prog), err=True)
         return exc.exit_code if exc.exit_code != 1 else EXIT_BAD_INPUT
     except click.exceptions.Abort:
         click.echo(f"{prog}: aborted", err=True)
@@ -828,16 +942,19 @@ def _run(command: click.Command, argv: list[str] | None, prog: str) -> int:
     except BaseException as exc:  # noqa: BLE001 - every error becomes one line + an exit code
         if isinstance(exc, SystemExit):
             code = exc.code
-            return code if isinstance(code, int) else (0 if code is None else EXIT_BAD_INPUT)
+            if isinstance(code, str):  # SystemExit("message"): the message is the error line
+                click.echo(code if code.startswith(prog) else f"{prog}: error: {code}", err=True)
+                return EXIT_BAD_INPUT
+            return code if isinstance(code, int) else 0
         code = exit_code_for(exc)
-        if debug:
+        if state.debug:
             import traceback
 
             traceback.print_exc()
         msg = one_line(exc)
         if code == EXIT_INTERNAL:
             msg = f"internal error: {type(exc).__name__}: {msg} (re-run with --debug for the traceback; please report it)"
-        if _json_requested(args) and not isinstance(exc, _Quiet):
+        if state.json and not isinstance(exc, _Quiet):
             payload: dict[str, Any] = {"ok": False, "exit_code": code, "error": msg}
             if isinstance(exc, ParityMismatch) and exc.result is not None:
                 payload = {**exc.result, **payload}
@@ -870,28 +987,27 @@ NUM_ITERATION_HELP = (
 
 
 def _common(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")(f)
-    return f
+    return _debug_option(f)
 
 
 _compile_options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
-    click.argument("model", type=click.Path(dir_okay=False, path_type=str)),
-    click.option("-o", "--out", "out", metavar="OUT_DIR", help="Artifact directory (default: ./<model>-compiled)."),
+    click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=str)),
+    click.option("-o", "--output", "--out", "out", metavar="OUT_DIR", help="Output path: the artifact directory (default: ./<model>-compiled)."),
     click.option("--name", help="Label stored in the artifact's manifest; also names the default OUT_DIR."),
-    click.option("--format", "fmt", default="auto", show_default=True, help="Model format; auto-detected from the content."),
-    click.option("--feature-names", type=click.Path(dir_okay=False), help="File with one feature name per line (default: the model's own)."),
+    click.option("--format", "fmt", type=FormatType(), default="auto", show_default=True, help="Model format; auto-detected from the content."),
+    click.option("--feature-names", type=click.Path(exists=True, dir_okay=False), help="File with one feature name per line (default: the model's own)."),
     click.option("--num-iteration", type=NUM_ITERATION, help=NUM_ITERATION_HELP + "."),
     click.option("--raw-score", is_flag=True, help="Mark the artifact for raw margins: `ltrcompile score` then defaults to them."),
-    click.option("--strategy", help="Code generation: auto (default), ifelse (straight-line trees) or datadriven (node arrays)."),
+    click.option("--strategy", type=click.Choice(STRATEGY_CHOICES), help="Code generation: auto (default), ifelse (straight-line trees) or datadriven (node arrays)."),
     click.option("--jobs", type=click.IntRange(min=1), help="Parallel C compiler jobs."),
     click.option("--no-cache", is_flag=True, help="Always build; never reuse an identical cached build."),
-    click.option("--verify", "verify_data", multiple=True, metavar="DATA", type=click.Path(dir_okay=False), help="Also verify on these rows (svmlight/LETOR, CSV with header, .npy); repeatable."),
+    click.option("--verify", "verify_data", multiple=True, metavar="DATA", type=click.Path(exists=True, dir_okay=False), help="Also verify on these rows (svmlight/LETOR, CSV with header, .npy); repeatable."),
     click.option("--no-verify", is_flag=True, help="Skip parity verification (the artifact then gets no " + PARITY_MARKER + ")."),
     click.option("--accept-incomplete", is_flag=True, help="Accept an incomplete verdict (a reference, e.g. the source library, could not run): exit 0, " + PARITY_MARKER + " records it."),
     click.option("--atol", type=float, default=1e-6, show_default=True, help="Largest accepted |difference| of scores."),
     click.option("--index-base", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True, help="svmlight feature index base of DATA files."),
     click.option("--keep-failed", is_flag=True, help="On mismatch keep the artifact as OUT_DIR.rejected (never marked good)."),
-    click.option("--json", "json_mode", is_flag=True, help="Machine-readable report on stdout."),
+    _json_option("Machine-readable report on stdout."),
     click.option("-q", "--quiet", is_flag=True, help="No progress output."),
 ]
 
@@ -912,7 +1028,7 @@ Examples:
   compile-model model.json --verify test.letor --json > report.json
   compile-model model.txt --num-iteration 200 --jobs 4 --quiet
 
-{EXIT_CODES_HELP}
+{exit_codes_help('compile')}
 """
 
 
@@ -923,6 +1039,9 @@ def _apply(options: list[Callable[..., Any]], f: Callable[..., Any]) -> Callable
 
 
 def _compile_callback(**kw: Any) -> int:
+    ctx = click.get_current_context()
+    for opt in ("verify_data", "atol", "keep_failed"):
+        refuse_unless(ctx, opt, not kw["no_verify"], "--no-verify skips the parity check it belongs to")
     console = Console(quiet=kw["quiet"], json_mode=kw["json_mode"])
     return run_compile(
         kw["model"],
@@ -947,15 +1066,28 @@ def _compile_callback(**kw: Any) -> int:
 
 def _make_compile_command(name: str) -> click.Command:
     def callback(**kw: Any) -> int:
-        kw.pop("debug", None)
         return _compile_callback(**kw)
 
-    return click.command(name=name, help=COMPILE_HELP, context_settings={"max_content_width": 100})(
+    return click.command(name=name, help=COMPILE_HELP, context_settings=CONTEXT)(
         _common(_apply(_compile_options, callback))
     )
 
 
 compile_model_command = _make_compile_command("compile-model")
+
+class _LazyGroup(click.Group):
+    """``ltrcompile``: the built-in subcommands plus ``serve`` and ``bench`` (optional parts)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *_LAZY_COMMANDS]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and cmd_name in _LAZY_COMMANDS:
+            short, loader = _LAZY_COMMANDS[cmd_name]
+            cmd = _LazyCommand(cmd_name, short, loader)
+        return cmd
+
 
 MAIN_HELP = f"""ltrcompile: compile tree-ensemble / learning-to-rank models into exact native scorers.
 
@@ -968,14 +1100,14 @@ Examples:
   ltrcompile export model.json --to o19s -o model.o19s.json
   ltrcompile serve --store ./ltr-store --port 8080
 
-{EXIT_CODES_HELP}
+{exit_codes_help('ltrcompile')}
 """
 
 
-@click.group(help=MAIN_HELP, context_settings={"max_content_width": 100})
-@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.group(cls=_LazyGroup, help=MAIN_HELP, context_settings=CONTEXT)
+@_debug_option
 @click.version_option(package_name="ltrcompile", prog_name="ltrcompile")
-def cli(debug: bool) -> None:
+def cli() -> None:
     pass
 
 
@@ -997,25 +1129,26 @@ Examples:
   ltrcompile inspect model.json --json | jq .top_features
   ltrcompile inspect model.txt --importance --data test.letor
 
-{EXIT_CODES_HELP}
+{exit_codes_help('inspect')}
 """,
 )
-@click.argument("model", type=click.Path(dir_okay=False, path_type=str))
-@click.option("--format", "fmt", default="auto", show_default=True, help="Model format.")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.option("--format", "fmt", type=FormatType(), default="auto", show_default=True, help="Model format.")
 @click.option("--num-iteration", type=NUM_ITERATION, help=NUM_ITERATION_HELP + ".")
-@click.option("--feature-names", type=click.Path(dir_okay=False), help="File with one feature name per line.")
+@click.option("--feature-names", type=click.Path(exists=True, dir_okay=False), help="File with one feature name per line.")
 @click.option("--importance", is_flag=True, help="Global importance: mean |contribution| per feature.")
-@click.option("--data", type=click.Path(dir_okay=False, path_type=str), help="Rows for --importance (default: edge rows).")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=str), help="Rows for --importance (default: edge rows).")
 @click.option("--index-base", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True, help="svmlight feature index base (--data).")
-@click.option("--json", "json_mode", is_flag=True, help="Machine-readable output.")
+@_json_option("Machine-readable output.")
 @_common
 def inspect_command(
     model: str, fmt: str, num_iteration: Any, feature_names: str | None, importance: bool,
-    data: str | None, index_base: str, json_mode: bool, debug: bool,
+    data: str | None, index_base: str, json_mode: bool,
 ) -> int:
     console = Console(quiet=True, json_mode=json_mode)
-    if data and not importance:
-        raise CliError("--data only applies with --importance")
+    ctx = click.get_current_context()
+    refuse_unless(ctx, "data", importance, "it gives the rows for --importance, which was not asked for")
+    refuse_unless(ctx, "index_base", data is not None, "it reads the svmlight rows of --data, and none was given")
     ens, notes = load_for_cli(model, fmt=fmt, num_iteration=num_iteration, feature_names_file=feature_names)
     d = inspect_model(ens, notes)
     if importance:
@@ -1052,15 +1185,15 @@ With --spark [MASTER] (default local[*]; write --spark=MASTER or put it after
 the arguments) DATA is Parquet and the rows are scored by a Spark job that
 writes Parquet to -o (DATA's columns plus "score"; see docs/spark.md).
 
-{EXIT_CODES_HELP}
+{exit_codes_help('score')}
 """,
 )
-@click.argument("target", metavar="MODEL_OR_ARTIFACT", type=click.Path(path_type=str))
+@click.argument("target", metavar="MODEL_OR_ARTIFACT", type=click.Path(exists=True, path_type=str))
 @click.argument("data", type=click.Path(path_type=str))
-@click.option("-o", "--output", help="Output file (.tsv, .csv or .json by extension; default: stdout); with --spark, the Parquet output.")
+@click.option("-o", "--output", help="Output path: the scores file (.tsv, .csv or .json by extension; default or -: stdout); with --spark, the Parquet output.")
 @click.option("--output-format", type=click.Choice(["tsv", "csv", "json"]), help="Force the output format.")
 @click.option("--raw-score/--transformed", default=None, help="Raw margins or transformed outputs (default: transformed; for an artifact, as compiled).")
-@click.option("--format", "fmt", default="auto", show_default=True, help="Model format (model files only).")
+@click.option("--format", "fmt", type=FormatType(), default="auto", show_default=True, help="Model format (model files only).")
 @click.option("--num-iteration", type=NUM_ITERATION, help=NUM_ITERATION_HELP + " (model files only).")
 @click.option("--index-base", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True, help="svmlight feature index base.")
 @click.option("--contrib", is_flag=True, help="Also write per-feature TreeSHAP contributions (one column per feature, then bias; they sum to the raw score).")
@@ -1071,13 +1204,16 @@ writes Parquet to -o (DATA's columns plus "score"; see docs/spark.md).
 def score_command(
     target: str, data: str, output: str | None, output_format: str | None, raw_score: bool | None,
     fmt: str, num_iteration: Any, index_base: str, contrib: bool, spark_master: str | None,
-    features: str | None, quiet: bool, debug: bool,
+    features: str | None, quiet: bool,
 ) -> int:
     from .spark_job import check_request
 
     console = Console(quiet=quiet)
-    if not os.path.exists(target):
-        raise CliError(f"file {target}: no such file or artifact directory")
+    ctx = click.get_current_context()
+    artifact = os.path.isdir(target)
+    refuse_unless(ctx, "num_iteration", not artifact,
+                  f"{target} is an artifact compiled with a fixed tree set (recompile with compile-model --num-iteration)")
+    refuse_unless(ctx, "fmt", not artifact, f"{target} is a compiled artifact, not a model file")
     check_request(spark_master, data, output, {
         "--contrib": contrib, "--output-format": output_format is not None,
         "--index-base": index_base != "auto", "--features": features is not None,
@@ -1088,6 +1224,7 @@ def score_command(
     if raw_score is None:
         raw_score = bool(kind == "compiled" and read_build_record(target).get("raw_score"))
     ds = _read_data(data, ens, index_base)
+    _note_absent_rule(ens, data, console)
     if output and output != "-":
         parent = os.path.dirname(os.path.abspath(output))
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
@@ -1137,24 +1274,24 @@ Examples:
   ltrcompile verify model.txt build/ranker
   ltrcompile verify model.txt build/ranker test.letor --json
 
-{EXIT_CODES_HELP}
+{exit_codes_help('verify')}
 """,
 )
-@click.argument("model", type=click.Path(dir_okay=False, path_type=str))
-@click.argument("artifact", type=click.Path(path_type=str))
-@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=str))
-@click.option("--format", "fmt", default="auto", show_default=True, help="Model format.")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.argument("artifact", type=click.Path(exists=True, path_type=str))
+@click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.option("--format", "fmt", type=FormatType(), default="auto", show_default=True, help="Model format.")
 @click.option("--num-iteration", type=NUM_ITERATION, help=NUM_ITERATION_HELP + "; default here: as the artifact was built.")
 @click.option("--atol", type=float, default=1e-6, show_default=True, help="Largest accepted |difference| of scores.")
 @click.option("--index-base", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True, help="svmlight feature index base.")
 @click.option("--no-native", is_flag=True, help="Skip the comparison with the source library (the verdict is then incomplete).")
 @click.option("--accept-incomplete", is_flag=True, help="Exit 0 when the verdict is incomplete (a reference could not run).")
-@click.option("--json", "json_mode", is_flag=True, help="Machine-readable report on stdout.")
+@_json_option("Machine-readable report on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_common
 def verify_command(
     model: str, artifact: str, data: str | None, fmt: str, num_iteration: Any, atol: float,
-    index_base: str, no_native: bool, accept_incomplete: bool, json_mode: bool, quiet: bool, debug: bool,
+    index_base: str, no_native: bool, accept_incomplete: bool, json_mode: bool, quiet: bool,
 ) -> int:
     from . import pipeline
 
@@ -1236,25 +1373,36 @@ class _Quiet(CliError):
 
 A construct the target cannot reproduce exactly is refused (exit 3) unless
 --approximate is given, which exports an approximation and lists the
-differences as warnings.
+differences as warnings. One difference is accepted by default: a LightGBM or
+scikit-learn model (several trees added in plain double) exported to --to es,
+which adds the same double terms with a compensated sum (a few ulps of the
+score; --exact refuses it).
+
+Every export proves itself: the written file is read back by ltrcompile's
+reader for that format and scored against MODEL on MODEL's edge rows; the
+max |Δ| is printed. An export that claimed to be exact and does not read
+back bit for bit exits 1. A warning says when the target reads entries absent
+from a sparse (svmlight) row differently from MODEL (0 vs missing).
 
 \b
 Examples:
+  ltrcompile export model.txt --to es -o model.es.json
   ltrcompile export model.json --to o19s --name my_ranker -o model.o19s.json
-  ltrcompile export model.txt --to ranklib > model.ranklib.txt
+  ltrcompile export model.txt --to ranklib --approximate > model.ranklib.txt
 
-{EXIT_CODES_HELP}
+{exit_codes_help('export')}
 """,
 )
-@click.argument("model", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=str))
 @click.option("--to", "target", required=True, type=click.Choice(["es", "o19s", "ranklib"]), help="Target format.")
-@click.option("-o", "--output", help="Output file (default: stdout).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="Output path: the exported model file (default or -: stdout).")
 @click.option("--name", help="Model name (o19s: the name in the _createmodel body).")
 @click.option("--approximate", is_flag=True, help="Export an approximation where the target cannot be exact.")
-@click.option("--format", "fmt", default="auto", show_default=True, help="Model format.")
+@click.option("--exact", "strict", is_flag=True, help="Refuse every difference, also the accepted double-sum order of --to es.")
+@click.option("--format", "fmt", type=FormatType(), default="auto", show_default=True, help="Model format.")
 @click.option("--num-iteration", type=NUM_ITERATION, help=NUM_ITERATION_HELP + ".")
-@click.option("--feature-names", type=click.Path(dir_okay=False), help="File with one feature name per line.")
-@click.option("--featureset", "featureset", type=click.Path(dir_okay=False, path_type=str),
+@click.option("--feature-names", type=click.Path(exists=True, dir_okay=False), help="File with one feature name per line.")
+@click.option("--featureset", "featureset", type=click.Path(exists=True, dir_okay=False, path_type=str),
               help="es: o19s feature set JSON (_featureset body or GET response) whose query templates become "
               "inference_config.learning_to_rank.feature_extractors (default: the set a plugin model file carries).")
 @click.option("--placeholder-extractors", is_flag=True,
@@ -1263,7 +1411,7 @@ Examples:
 def export_command(
     model: str, target: str, output: str | None, name: str | None, approximate: bool, fmt: str,
     num_iteration: Any, feature_names: str | None, featureset: str | None,
-    placeholder_extractors: bool, debug: bool,
+    placeholder_extractors: bool, strict: bool,
 ) -> int:
     import warnings
 
@@ -1273,6 +1421,10 @@ def export_command(
         if exc.name and exc.name.startswith("ltrcompile.exporters"):
             raise CliError("the exporters (ltrcompile.exporters) are not part of this installation", EXIT_ENVIRONMENT) from None
         raise
+    ctx = click.get_current_context()
+    refuse_unless(ctx, "name", target == "o19s",
+                  f"it names the model in an o19s _createmodel body; --to {target} has no model name")
+    refuse_unless(ctx, "strict", not approximate, "--approximate asks for the opposite")
     if output and output != "-":
         parent = os.path.dirname(os.path.abspath(output))
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
@@ -1281,9 +1433,9 @@ def export_command(
     for n in notes:
         click.echo(f"note: {n}", err=True)
     opts: dict[str, Any] = {"exact": not approximate}
+    if target == "es" and not strict:
+        opts["accept_sum_order"] = True
     if name is not None:
-        if target != "o19s":
-            raise CliError(f"--name applies to --to o19s only (not {target})")
         opts["name"] = name
     opts.update(_es_extractor_opts(target, model, featureset, placeholder_extractors))
     with warnings.catch_warnings(record=True) as caught:
@@ -1315,7 +1467,8 @@ def export_command(
                 fh.write(text)
         except OSError as exc:
             raise CliError(f"output {output}: cannot write: {exc.strerror or exc}") from None
-        click.echo(f"wrote {output} ({target}{', approximate' if approximate else ''})", err=True)
+        click.echo(f"wrote {output} ({target}{', approximate' if caught else ''})", err=True)
+    _prove_export(ens, target, text, output, exact_claimed=not caught)
     return EXIT_OK
 
 
@@ -1333,66 +1486,111 @@ def _es_extractor_opts(target: str, model: str, featureset: str | None, placehol
     if fs is not None:
         click.echo(f"note: feature extractors from the feature set {fs.name!r} in {model}", err=True)
         return {"featureset": fs, "placeholder_extractors": placeholders}
+    cfg = None if placeholders else es_ltr_config.inference_config_in_model_file(model)
+    if cfg is not None:
+        click.echo(f"note: inference_config kept as {model} has it", err=True)
+        return {"inference_config": cfg}
     if placeholders:
         raise CliError("--placeholder-extractors needs a feature set (--featureset FILE)")
     click.echo("note: no feature set (--featureset): inference_config.learning_to_rank gets no feature_extractors", err=True)
     return {}
 
 
-_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 
 
-@cli.command("serve", context_settings=_PASS_THROUGH, add_help_option=False,
-             help="Run the rescoring service (arguments go to it; see ltrcompile serve --help).")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def serve_command(args: tuple[str, ...]) -> int:
-    try:
-        from .service.cli import serve_main
-    except ImportError as exc:
+def _prove_export(ens: Any, target: str, text: str, output: str | None, *, exact_claimed: bool) -> None:
+    """Read the written export back (the file itself when there is one) and print its measured error;
+    an export that claimed exactness and does not read back bit for bit is a failure (exit 1)."""
+    from .exporters.roundtrip import check_export
+
+    if output is not None and output != "-":
+        with open(output, encoding="utf-8") as fh:
+            text = fh.read()
+    doc: Any = text if target == "ranklib" else json.loads(text)
+    rt = check_export(ens, doc, target)
+    click.echo(rt.summary(), err=True)
+    warning = rt.absent_warning()
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    if exact_claimed and not rt.bit_identical:
         raise CliError(
-            f"the rescoring service is not available ({one_line(exc)}); install it with "
+            f"export to {target} was meant to be exact but reads back with max |Δ| {rt.max_abs_diff:.3g} "
+            f"on {rt.n_different} edge rows (please report it)",
+            EXIT_MISMATCH,
+        )
+
+
+# ============================================================================ serve, bench
+def _unavailable(name: str, why: str) -> click.Command:
+    """A stand-in for a subcommand whose optional part is not installed: ``-h`` says so (exit 0),
+    running it fails with the environment exit code."""
+
+    def callback(**_: Any) -> int:
+        raise CliError(why, EXIT_ENVIRONMENT)
+
+    return click.Command(
+        name, callback=callback, help=f"Not available in this installation: {why}",
+        context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_extra_args": True},
+    )
+
+
+def _load_serve() -> click.Command:
+    try:
+        from .service.cli import serve_command
+    except ImportError as exc:
+        return _unavailable(
+            "serve",
+            f"the rescoring service needs its extra ({one_line(exc)}); install it with "
             "pip install 'ltrcompile[service]'",
-            EXIT_ENVIRONMENT,
-        ) from None
-    return int(serve_main(list(args)) or 0)
+        )
+    return serve_command
 
 
-@cli.command("bench", context_settings=_PASS_THROUGH, add_help_option=False,
-             help="Run the benchmark suite (python -m benchmarks; arguments go to it).")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def bench_command(args: tuple[str, ...]) -> int:
+def _load_bench() -> click.Command:
     import importlib
-    import runpy
 
     # the benchmarks package lives in a source checkout, next to the ltrcompile package
     for root in (Path.cwd(), Path(__file__).resolve().parent.parent):
-        if (root / "benchmarks" / "__init__.py").exists() and str(root) not in sys.path:
-            sys.path.insert(0, str(root))
+        if (root / "benchmarks" / "__init__.py").exists():
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
             break
     try:
-        mod = importlib.import_module("benchmarks")
+        mod = importlib.import_module("benchmarks.__main__")
     except ImportError as exc:
-        if exc.name not in ("benchmarks", None):
-            raise CliError(f"the benchmarks need {exc.name} (pip install 'ltrcompile[bench]')", EXIT_ENVIRONMENT) from None
-        raise CliError(
+        if exc.name not in ("benchmarks", "benchmarks.__main__", None):
+            return _unavailable("bench", f"the benchmarks need {exc.name} (pip install 'ltrcompile[bench]')")
+        return _unavailable(
+            "bench",
             "the benchmarks package is not importable: run from a source checkout of ltrcompile "
             "(python -m benchmarks)",
-            EXIT_ENVIRONMENT,
-        ) from None
-    main_fn = getattr(mod, "main", None)
-    if callable(main_fn):
-        return int(main_fn(list(args)) or 0)
-    if importlib.util.find_spec("benchmarks.__main__") is None:
-        raise CliError("the benchmarks package has no entry point (benchmarks/__main__.py)", EXIT_ENVIRONMENT)
-    saved = sys.argv
-    sys.argv = ["python -m benchmarks", *args]
-    try:
-        runpy.run_module("benchmarks", run_name="__main__", alter_sys=True)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = saved
-    return EXIT_OK
+        )
+    return mod.command
+
+
+class _LazyCommand(click.Command):
+    """A subcommand listed with a fixed one-line help; its real command (optional code) is
+    imported only when it is run or asked for its help."""
+
+    def __init__(self, name: str, short_help: str, loader: Callable[[], click.Command]) -> None:
+        super().__init__(name, short_help=short_help, help=short_help, context_settings=CONTEXT)
+        self._loader = loader
+        self._real: click.Command | None = None
+
+    def real(self) -> click.Command:
+        if self._real is None:
+            self._real = self._loader()
+        return self._real
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        return self.real().make_context(info_name, args, parent=parent, **extra)
+
+
+_LAZY_COMMANDS = {
+    "serve": ("Run the rescoring service (HTTP, Elasticsearch rescore).", _load_serve),
+    "bench": ("Run the benchmark suite (source checkout only).", _load_bench),
+}
 
 
 # ============================================================================ entry points

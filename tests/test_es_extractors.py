@@ -193,6 +193,10 @@ def test_every_accepted_featureset_document_shape_gives_the_same_extractors(tmp_
 
 def test_exact_es_model_with_extractors_and_default_params_round_trips():
     """An Elasticsearch-origin model exports exactly; the extractors ride along untouched."""
+    exact_es_body()
+
+
+def exact_es_body():
     trees = [{"tree": {"feature_names": ["title_query", "user_rating"], "tree_structure": [
         {"node_index": 0, "split_feature": 1, "threshold": 6.5, "decision_type": "lte", "default_left": True,
          "left_child": 1, "right_child": 2},
@@ -210,6 +214,26 @@ def test_exact_es_model_with_extractors_and_default_params_round_trips():
     back = load_model(body)
     X = np.array([[0.0, 6.5], [1.0, 6.500000000000001], [np.nan, np.nan], [2.0, -np.inf]])
     assert_bit_equal(back.predict(X), ens.predict(X), "ES -> ES with extractors")
+    return body
+
+
+def test_es_body_round_trips_through_the_es_frontend_and_the_cli(tmp_path):
+    """ES body -> ltrcompile's ES frontend -> ES exporter: the same body, inference_config kept
+    (extractors, default_params, and a default_score the o19s set has no field for)."""
+    body = exact_es_body()
+    body["inference_config"]["learning_to_rank"]["feature_extractors"][1]["query_extractor"]["default_score"] = 0.5
+    check_es_schema(body)
+    src = tmp_path / "es_model.json"
+    src.write_text(json.dumps(body))
+    p = cli("export", src, "--to", "es")
+    assert p.returncode == 0, p.stderr
+    assert "inference_config kept" in p.stderr
+    assert json.loads(p.stdout) == body
+    # a GET _ml/trained_models response with the one model reads the same
+    src.write_text(json.dumps({"count": 1, "trained_model_configs": [{"model_id": "m", **body}]}))
+    p = cli("export", src, "--to", "es")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["inference_config"] == body["inference_config"]
 
 
 # ---------------------------------------------------------------------------- refused / placeholders

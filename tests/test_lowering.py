@@ -93,3 +93,18 @@ def test_template_contexts_are_typed() -> None:
     c = _common(lm, "m", "ifelse", Tuning())
     with pytest.raises(ValueError, match="twice"):
         render_context(c, c)
+
+
+@pytest.mark.parametrize("rule", ["xgboost", "lightgbm", "sklearn"])
+def test_category_code_columns(rule: str) -> None:
+    """Each categorical node reads one code column, converted from its own feature and with the
+    band exactly where the node applies it; numerical nodes read none."""
+    lm = lower(ensemble(5, **ZOO[f"cat_{rule}"]))
+    cat = lm.categorical
+    assert cat.any() and lm.n_codes >= 1
+    assert (lm.code_slot[~cat] == -1).all()
+    slot = lm.code_slot[cat]
+    assert (slot >= 0).all() and (slot < lm.n_codes).all()
+    np.testing.assert_array_equal(lm.code_feature[slot], lm.feature[cat])
+    np.testing.assert_array_equal(lm.code_band[slot], lm.band_node[cat])
+    assert len({(int(f), bool(b)) for f, b in zip(lm.code_feature, lm.code_band, strict=True)}) == lm.n_codes

@@ -68,6 +68,9 @@ def test_write_paths_need_the_token(srv):
         ("POST", "/_ltr/_featureset/authfs/_createmodel", CREATE),
         ("DELETE", "/_ltr/_model/linear_movies", None),
         ("POST", "/_ltr/_clearcache", None),
+        ("PUT", "/_ltr", None),
+        ("DELETE", "/_ltr", None),
+        ("PUT", "/_ltr/_model/linear_movies", CREATE),
     ]
     for method, path, body in writes:
         r = c.request(method, path, json=body)
@@ -410,3 +413,143 @@ def test_concurrent_createmodel_exactly_one_wins(srv):
     assert r.status_code == 201, r.text
     assert r.json()["_version"] == 2  # version numbers are never reused (the store's counter)
     assert c.delete("/_ltr/_model/race_model", headers=auth()).status_code == 200
+
+
+def test_concurrent_createmodel_across_two_servers_sharing_the_store(srv):
+    """The same, across processes: two servers on one store directory (the store's flock)."""
+    import threading
+
+    import httpx
+
+    c = srv.client
+    if c.get("/_ltr/_featureset/racefs").status_code == 404:
+        assert c.put("/_ltr/_featureset/racefs", json={"featureset": {"features": FEATURES}}, headers=auth()).status_code == 201  # fmt: skip
+    tf = srv.store.parent / "token"
+    other = Server(srv.store, "--token-file", str(tf))
+    try:
+        body = {"model": {**CREATE["model"], "name": "race2_model"}}
+        urls = [srv.url, other.url] * 2
+        barrier = threading.Barrier(len(urls))
+        results: list[httpx.Response] = []
+        lock = threading.Lock()
+
+        def create(url: str) -> None:
+            with httpx.Client(base_url=url, timeout=120) as cl:
+                barrier.wait()
+                r = cl.post("/_ltr/_featureset/racefs/_createmodel", json=body, headers=auth())
+            with lock:
+                results.append(r)
+
+        threads = [threading.Thread(target=create, args=(u,)) for u in urls]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(180)
+        statuses = sorted(r.status_code for r in results)
+        assert statuses == [201, 405, 405, 405], [r.text for r in results]
+        info = c.get("/models/race2_model").json()
+        assert [v["version"] for v in info["version_details"]] == [info["active_version"]]
+    finally:
+        other.stop()
+    assert c.delete("/_ltr/_model/race2_model", headers=auth()).status_code == 200
+
+
+def test_model_put_post_and_named_stores_answer_in_the_plugins_shape(srv):
+    c = srv.client
+    body = {"model": {**CREATE["model"], "feature_set": {"name": "movies", "features": FEATURES}}}
+    # RestFeatureManager: POST is an update, and models are never updatable
+    es_err(
+        c.post("/_ltr/_model/linear_movies", json=body, headers=auth()),
+        405, "illegal_argument_exception", "Element of type [model] are not updatable",
+    )  # fmt: skip
+    es_err(
+        c.put("/_ltr/_model/linear_movies", json=body, headers=auth()),
+        400, "illegal_argument_exception", "_createmodel",
+    )  # fmt: skip
+    es_err(c.put("/_ltr/_model/x", json=body), 401, "security_exception", "missing authentication")
+    assert c.get("/_ltr/_model/linear_movies").status_code == 404  # nothing was stored
+    # named stores (/_ltr/{store}/...): the service has the default store only
+    r = c.get("/_ltr/mystore")
+    assert r.status_code == 404 and r.json() == {"exists": False}
+    es_err(
+        c.put("/_ltr/mystore/_featureset/movies", json={"featureset": {"features": FEATURES}}, headers=auth()),
+        400, "illegal_argument_exception", "feature store [mystore]: the service has the default store only",
+    )  # fmt: skip
+    es_err(
+        c.get("/_ltr/_featureset/movies/_nothing_here"),
+        400, "illegal_argument_exception", "no handler found for uri [/_ltr/_featureset/movies/_nothing_here] and method [GET]",
+    )  # fmt: skip
+
+
+def test_search_featuresets_and_models(srv):
+    """``RestSearchStoreElements``: ``GET _ltr/_featureset|_model`` with prefix/from/size."""
+    c = srv.client
+    for n in ("list_a1", "list_a2", "list_b1"):
+        if c.get(f"/_ltr/_featureset/{n}").status_code == 404:
+            assert c.put(f"/_ltr/_featureset/{n}", json={"featureset": {"features": FEATURES}}, headers=auth()).status_code == 201  # fmt: skip
+    r = c.get("/_ltr/_featureset", params={"prefix": "LIST_A"})
+    assert r.status_code == 200, r.text
+    res = r.json()
+    assert res["timed_out"] is False and res["hits"]["total"] == {"value": 2, "relation": "eq"}
+    assert [h["_id"] for h in res["hits"]["hits"]] == ["featureset-list_a1", "featureset-list_a2"]
+    src = res["hits"]["hits"][0]["_source"]
+    assert (src["name"], src["type"]) == ("list_a1", "featureset")
+    assert src["featureset"] == c.get("/_ltr/_featureset/list_a1").json()["_source"]["featureset"]
+    page = c.get("/_ltr/_featureset", params={"prefix": "list_", "from": "1", "size": "1"}).json()
+    assert page["hits"]["total"]["value"] == 3 and [h["_id"] for h in page["hits"]["hits"]] == ["featureset-list_a2"]  # fmt: skip
+    body = {"model": {**CREATE["model"], "name": "list_model"}}
+    assert c.post("/_ltr/_featureset/list_a1/_createmodel", json=body, headers=auth()).status_code == 201  # fmt: skip
+    res = c.get("/_ltr/_model", params={"prefix": "list_"}).json()
+    assert [h["_id"] for h in res["hits"]["hits"]] == ["model-list_model"]
+    assert res["hits"]["hits"][0]["_source"] == c.get("/_ltr/_model/list_model").json()["_source"]
+    es_err(c.get("/_ltr/_model", params={"size": "x"}), 400, "illegal_argument_exception", "Failed to parse int parameter [size]")  # fmt: skip
+    es_err(c.get("/_ltr/_model", params={"bogus": "1"}), 400, "illegal_argument_exception", "unrecognized parameters")  # fmt: skip
+    assert c.delete("/_ltr/_model/list_model", headers=auth()).status_code == 200
+
+
+def test_store_list_create_update_and_delete(srv):
+    """``RestStoreManager``: GET/PUT/POST/DELETE ``_ltr`` on the default store. Last in this file:
+    ``DELETE _ltr`` removes every feature set and model, as the plugin deletes the store index."""
+    c = srv.client
+    assert c.put("/_ltr/_featureset/storefs", json={"featureset": {"features": FEATURES}}, headers=auth()).status_code == 201  # fmt: skip
+    body = {"model": {**CREATE["model"], "name": "store_model"}}
+    assert c.post("/_ltr/_featureset/storefs/_createmodel", json=body, headers=auth()).status_code == 201  # fmt: skip
+    r = c.get("/_ltr")
+    assert r.status_code == 200
+    n_sets = len(c.get("/featuresets").json()["featuresets"])
+    n_models = len(c.get("/models").json()["models"])
+    assert r.json() == {
+        "stores": {
+            "_default_": {
+                "store": "_default_",
+                "index": ".ltrstore",
+                "version": 2,
+                "counts": {"featureset": n_sets, "model": n_models},
+            }
+        }
+    }
+    # the default store always exists: creating it is acknowledged (scripts: DELETE, then PUT)
+    r = c.put("/_ltr", headers=auth())
+    assert r.status_code == 200 and r.json() == {
+        "acknowledged": True,
+        "shards_acknowledged": True,
+        "index": ".ltrstore",
+    }
+    es_err(
+        c.post("/_ltr", headers=auth()),
+        400, "illegal_argument_exception", "Updating a feature store is not yet supported.",
+    )  # fmt: skip
+    for method in ("PUT", "POST", "DELETE"):
+        es_err(c.request(method, "/_ltr"), 401, "security_exception", "missing authentication")
+    assert c.get("/_ltr/_model/store_model").status_code == 200  # nothing was deleted
+    # DELETE _ltr: everything goes, from both APIs; the store is usable again at once
+    r = c.delete("/_ltr", headers=auth())
+    assert r.status_code == 200 and r.json() == {"acknowledged": True}
+    assert c.get("/_ltr").json()["stores"]["_default_"]["counts"] == {}
+    assert c.get("/models").json()["models"] == [] and c.get("/featuresets").json()["featuresets"] == []  # fmt: skip
+    assert c.get("/_ltr/_model/store_model").status_code == 404
+    assert c.post("/models/store_model/score", json={"features": [[1.0, 2.0]]}).status_code == 404
+    assert c.put("/_ltr", headers=auth()).status_code == 200
+    assert c.put("/_ltr/_featureset/storefs", json={"featureset": {"features": FEATURES}}, headers=auth()).status_code == 201  # fmt: skip
+    r = c.post("/_ltr/_featureset/storefs/_createmodel", json=body, headers=auth())
+    assert r.status_code == 201 and r.json()["_version"] == 2  # version numbers are never reused

@@ -44,6 +44,10 @@ class Exactness:
                 f"cannot export exactly to {self.target}: {message} (pass exact=False to export an approximation)",
                 **where,
             )
+        self.note(message, **where)
+
+    def note(self, message: str, **where: Any) -> None:
+        """A difference accepted even in exact mode (the caller decided it is tolerable): warned."""
         loc = ", ".join(f"{k} {v}" for k, v in where.items() if v is not None)
         note = f"{loc}: {message}" if loc else message
         if note not in self.notes:

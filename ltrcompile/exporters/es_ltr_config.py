@@ -38,6 +38,11 @@ What is converted, per feature of the o19s feature set (``StoredFeature``: ``nam
   not exactly one query type; the plugin's own query types (``match_explorer``, ``term_stat``,
   ``sltr``, ``validating_ltr``, ``ltr``), which Elasticsearch does not know.
 
+Not checked here: the query DSL itself. Elasticsearch parses every ``query`` at ``PUT`` time
+(``QueryProvider.fromXContent``, strict), before any mustache rendering, so a placeholder in a
+field the DSL types (``"boost": "{{b}}"``, a boolean) or an unknown query type is refused there,
+as is a field a given Elasticsearch version does not know.
+
 ``placeholders=True`` writes ``{"match_none": {}}`` for each refused feature instead (the feature is
 always missing in Elasticsearch) and lists them (:class:`PlaceholderExtractorWarning`, and the
 body's ``description`` when :mod:`.es_native` writes it).
@@ -117,12 +122,8 @@ def load_featureset(path: str | os.PathLike[str]) -> FeatureSet:
 def featureset_in_model_file(path: str | os.PathLike[str]) -> FeatureSet | None:
     """The feature set a plugin model file carries (``feature_set`` with at least one template),
     or None (not JSON, no set, or a set of bare names)."""
-    try:
-        with open(os.fspath(path), "rb") as fh:
-            doc = json.loads(fh.read().decode("utf-8-sig"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(doc, dict):
+    doc = _json_object_file(path)
+    if doc is None:
         return None
     model = _model_object(doc)
     if model is None or not isinstance(model.get("feature_set"), dict):
@@ -132,6 +133,31 @@ def featureset_in_model_file(path: str | os.PathLike[str]) -> FeatureSet | None:
     except ModelFormatError:
         return None
     return fs if any(q and "template" in q for q in fs.queries) else None
+
+
+def inference_config_in_model_file(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The ``learning_to_rank`` inference config an Elasticsearch trained-model file carries (a
+    ``PUT _ml/trained_models`` body, or a ``GET`` response with one model), kept as it is so that
+    re-exporting the model keeps its extractors, ``default_params`` and ``default_score``s."""
+    doc = _json_object_file(path)
+    if doc is None:
+        return None
+    cfgs = doc.get("trained_model_configs")
+    if isinstance(cfgs, list) and len(cfgs) == 1 and isinstance(cfgs[0], dict):
+        doc = cfgs[0]
+    cfg = doc.get("inference_config")
+    if isinstance(cfg, dict) and list(cfg) == ["learning_to_rank"] and isinstance(cfg["learning_to_rank"], dict):
+        return cfg
+    return None
+
+
+def _json_object_file(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    try:
+        with open(os.fspath(path), "rb") as fh:
+            doc = json.loads(fh.read().decode("utf-8-sig"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def learning_to_rank_config(

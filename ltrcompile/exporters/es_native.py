@@ -53,6 +53,7 @@ def export(
     featureset: Any = None,
     placeholder_extractors: bool = False,
     default_params: Any = None,
+    accept_sum_order: bool = False,
 ) -> dict[str, Any]:
     """``what="put_body"`` (default): ``{"definition", "inference_config"}``; ``"definition"``: the
     definition alone. ``inference_config`` defaults to ``{"learning_to_rank": {}}``, or, given
@@ -60,7 +61,10 @@ def export(
     see :func:`.es_ltr_config.read_featureset`), to its ``feature_extractors`` built from the
     set's query templates (:mod:`.es_ltr_config`; ``placeholder_extractors`` and
     ``default_params`` go there). A model without feature names takes the set's names by
-    position, as the plugin binds them."""
+    position, as the plugin binds them. ``accept_sum_order``: a plain double sum of several trees
+    (LightGBM, scikit-learn) is exported even with ``exact=True`` -- Elasticsearch adds the same
+    double terms with a compensated sum, a difference of a few ulps of the score (measured in
+    docs/cli.md) -- and reported as a warning."""
     if what not in ("put_body", "definition"):
         raise ValueError(f"what must be 'put_body' or 'definition'; got {what!r}")
     fs = _featureset(featureset, inference_config)
@@ -98,11 +102,11 @@ def export(
     else:
         ex.need(ens.transform == "identity", f"output transform {ens.transform!r} (the raw margin is exported)", field="transform")
         mode = ens.accumulate
-        ex.need(
-            mode == "float64_kahan" or (mode == "float64" and n_terms <= 1),
-            f"accumulation {mode!r} over {n_terms} terms (Elasticsearch adds in double with a compensated sum)",
-            field="accumulate",
-        )
+        msg = f"accumulation {mode!r} over {n_terms} terms (Elasticsearch adds in double with a compensated sum)"
+        if mode == "float64" and n_terms > 1 and accept_sum_order:
+            ex.note(msg + ": the same double terms, summed in another order", field="accumulate")
+        else:
+            ex.need(mode == "float64_kahan" or (mode == "float64" and n_terms <= 1), msg, field="accumulate")
     if ens.average_denominator is not None:
         ex.need(False, f"averaging by {ens.average_denominator} (folded into the tree weights)", field="average_denominator")
         weights = weights / ens.average_denominator

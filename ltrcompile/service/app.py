@@ -482,15 +482,21 @@ class Service:
         return json_response(self.registry.job(request.path_params["job"]))
 
     # serving
-    def _served(self, request: Request) -> Any:
+    async def _served(self, request: Request) -> Any:
+        """The version a scoring request gets: the active one as the store says now, or
+        ``?version=``. A version not in memory yet is loaded off the event loop."""
         name = request.path_params["name"]
         v = request.query_params.get("version")
-        return self.registry.get(name, None if v is None else _version_param(v))
+        version = None if v is None else _version_param(v)
+        lv = self.registry.current(name) if version is None else self.registry.loaded(name, version)
+        if lv is None:
+            lv = await asyncio.to_thread(self.registry.get, name, version)
+        return lv
 
     async def rescore(self, request: Request) -> Response:
         """Rescore native hits or an Elasticsearch search response (see the OpenAPI doc)."""
         t0 = time.perf_counter()
-        lv = self._served(request)
+        lv = await self._served(request)
         body = loads(await self._body(request, self.max_body))
         if not isinstance(body, dict):
             raise ApiError(400, "the body must be a JSON object with 'hits'")
@@ -553,6 +559,7 @@ class Service:
                     render=t_end - t_score,
                 ),
                 "X-Model-Version": str(lv.version),
+                "X-Served-By": str(os.getpid()),
             },
         )
 
@@ -580,7 +587,7 @@ class Service:
     async def score(self, request: Request) -> Response:
         """Plain model scores for ``{"features": [[...], ...] | [{name: value}, ...]}``."""
         t0 = time.perf_counter()
-        lv = self._served(request)
+        lv = await self._served(request)
         body = loads(await self._body(request, self.max_body))
         if isinstance(body, dict) and "feature_matrix" in body and "rows" in body:
             n = body["rows"]
@@ -632,6 +639,7 @@ class Service:
                     render=time.perf_counter() - t_score,
                 ),
                 "X-Model-Version": str(lv.version),
+                "X-Served-By": str(os.getpid()),
             },
         )
 

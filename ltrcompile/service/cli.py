@@ -6,7 +6,6 @@ token (``--token-file``), which then protects every write endpoint.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import ipaddress
 import json
@@ -14,6 +13,10 @@ import logging
 import os
 import stat
 import sys
+from types import SimpleNamespace
+from typing import Any
+
+import click
 
 from .app import CONFIG_ENV, DEFAULT_MAX_BODY, DEFAULT_MAX_UPLOAD
 from .jobs import JobLimits
@@ -51,108 +54,72 @@ def read_token(path: str) -> str:
     return token
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="ltrcompile serve",
-        description="Serve compiled learning-to-rank models over HTTP with Elasticsearch rescore "
-        "semantics (OpenAPI docs at /docs, Prometheus metrics at /metrics).",
-    )
-    p.add_argument(
-        "--store", default="ltr-store", help="model store directory (default: ./ltr-store)"
-    )
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 = any free port)")
-    p.add_argument(
-        "--token-file",
-        help="file holding a bearer token required by write endpoints; mandatory off loopback",
-    )
-    p.add_argument(
-        "--max-body-mb",
-        type=float,
-        default=DEFAULT_MAX_BODY / 2**20,
-        help="limit for rescore/score/feature-set bodies in MiB (default: %(default)s)",
-    )
-    p.add_argument(
-        "--max-upload-mb",
-        type=float,
-        default=DEFAULT_MAX_UPLOAD / 2**20,
-        help="limit for model uploads in MiB (default: %(default)s)",
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="serving processes sharing the port and the store (default: 1)",
-    )
-    p.add_argument(
-        "--sync-interval",
-        type=float,
-        default=SYNC_INTERVAL_S,
-        help="seconds between two looks at the store for versions activated by another process "
-        "or server (default: %(default)s)",
-    )
-    lim = JobLimits()
-    p.add_argument(
-        "--upload-cpu-s",
-        type=float,
-        default=lim.cpu_s,
-        help="CPU-time limit of one upload's build process, seconds (default: %(default)s)",
-    )
-    p.add_argument(
-        "--upload-memory-mb",
-        type=float,
-        default=lim.memory_mb,
-        help="address space one upload's build may add to its process, MiB (default: %(default)s)",
-    )
-    p.add_argument(
-        "--upload-timeout-s",
-        type=float,
-        default=lim.timeout_s,
-        help="wall-clock limit of one upload's build, seconds (default: %(default)s)",
-    )
-    p.add_argument(
-        "--upload-slots",
-        type=int,
-        default=lim.slots,
-        help="uploads built at once per serving process (default: %(default)s)",
-    )
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    return p
+def _serve_help() -> str:
+    from ..cli import exit_codes_help
+
+    return f"""Serve compiled learning-to-rank models over HTTP with Elasticsearch rescore
+semantics (OpenAPI docs at /docs, Prometheus metrics at /metrics).
+
+Safe defaults: a store in ./ltr-store, loopback only. Binding any other address
+needs --token-file, whose bearer token then protects every write endpoint.
+
+\b
+Examples:
+  ltrcompile serve --store ./ltr-store --port 8080
+  ltrcompile serve --host 0.0.0.0 --token-file token.txt --workers 4
+
+{exit_codes_help("serve")}
+"""
+
+
+_LIM = JobLimits()
+
+
+@click.command("serve", help=_serve_help(), context_settings={"max_content_width": 100, "help_option_names": ["-h", "--help"]})
+@click.option("--store", default="ltr-store", show_default=True, type=click.Path(file_okay=False), help="Model store directory.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port (0: any free port).")
+@click.option("--token-file", type=click.Path(exists=True, dir_okay=False), help="File holding a bearer token required by write endpoints; mandatory off loopback.")
+@click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_MAX_BODY / 2**20, show_default=True, help="Limit for rescore/score/feature-set bodies, MiB.")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_MAX_UPLOAD / 2**20, show_default=True, help="Limit for model uploads, MiB.")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True, help="Serving processes sharing the port and the store.")
+@click.option("--sync-interval", type=click.FloatRange(min=0, min_open=True), default=SYNC_INTERVAL_S, show_default=True, help="Seconds between two looks at the store for versions activated by another process or server.")
+@click.option("--upload-cpu-s", type=click.FloatRange(min=0, min_open=True), default=_LIM.cpu_s, show_default=True, help="CPU-time limit of one upload's build process, seconds.")
+@click.option("--upload-memory-mb", type=click.FloatRange(min=0, min_open=True), default=_LIM.memory_mb, show_default=True, help="Address space one upload's build may add to its process, MiB.")
+@click.option("--upload-timeout-s", type=click.FloatRange(min=0, min_open=True), default=_LIM.timeout_s, show_default=True, help="Wall-clock limit of one upload's build, seconds.")
+@click.option("--upload-slots", type=click.IntRange(min=1), default=_LIM.slots, show_default=True, help="Uploads built at once per serving process.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True, help="Server log level.")
+def serve_command(**kw: Any) -> int:
+    return _serve(SimpleNamespace(**kw))
 
 
 def serve_main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """``python -m ltrcompile.service`` / ``ltrcompile serve``: the same command, the same errors."""
+    from ..cli import _run
+
+    return _run(serve_command, argv, "ltrcompile serve")
+
+
+def _serve(args: SimpleNamespace) -> int:
+    from ..cli import CliError
+
     token = read_token(args.token_file) if args.token_file else None
     if token is None and not is_loopback(args.host):
-        print(
-            f"ltrcompile serve: refusing to bind {args.host} without --token-file: off loopback "
-            "anyone could replace the models (use --host 127.0.0.1 or give a token)",
-            file=sys.stderr,
+        raise CliError(
+            f"refusing to bind {args.host} without --token-file: off loopback anyone could replace "
+            "the models (use --host 127.0.0.1 or give a token)"
         )
-        return 2
-    if not 0 <= args.port <= 65535:
-        print(f"ltrcompile serve: invalid --port {args.port}", file=sys.stderr)
-        return 2
-    if not 1 <= args.workers <= 256:
-        print(f"ltrcompile serve: --workers must be 1..256; got {args.workers}", file=sys.stderr)
-        return 2
     if args.workers > 1 and args.port == 0:
-        print("ltrcompile serve: --workers needs an explicit --port", file=sys.stderr)
-        return 2
-    if args.upload_slots < 1 or args.sync_interval <= 0:
-        print("ltrcompile serve: --upload-slots and --sync-interval must be > 0", file=sys.stderr)
-        return 2
+        raise CliError("--workers needs an explicit --port")
     try:
         import uvicorn
 
         from .app import create_app
         from .store import StoreError
     except ImportError as exc:  # pragma: no cover - depends on the install
-        print(
-            f"ltrcompile serve needs the service extra (pip install 'ltrcompile[service]'): {exc}",
-            file=sys.stderr,
-        )
-        return 2
+        raise CliError(
+            f"ltrcompile serve needs the service extra (pip install 'ltrcompile[service]'): {exc}", 4
+        ) from None
     # build cache of identical models inside the store (shared by its processes)
     os.environ.setdefault("LTRCOMPILE_CACHE", os.path.join(os.path.abspath(args.store), "cache"))
     logging.basicConfig(
@@ -196,8 +163,7 @@ def serve_main(argv: list[str] | None = None) -> int:
     try:
         app = create_app(args.store, token, job_limits=job_limits, **limits)
     except StoreError as exc:
-        print(f"ltrcompile serve: {exc}", file=sys.stderr)
-        return 2
+        raise CliError(str(exc)) from None
     uvicorn.run(app, **common)
     return 0
 

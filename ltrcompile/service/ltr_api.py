@@ -43,6 +43,9 @@ _ERROR_TYPE = {
     413: "content_too_long_exception",
 }
 CREATE_WAIT_S = 900.0
+#: IndexFeatureStore.VERSION: the store format version the plugin reports in ``GET _ltr``
+STORE_VERSION = 2
+_ALL = ["GET", "HEAD", "PUT", "POST", "DELETE"]
 
 
 class LtrError(Exception):
@@ -250,13 +253,140 @@ class LtrApi:
                 w("ltr_model_delete", self.model_delete, True),
                 methods=["DELETE"],
             ),
+            Route(
+                "/_ltr/_model/{name}",
+                w("ltr_model_put", self.model_put, True),
+                methods=["PUT", "POST"],
+            ),
             Route("/_ltr/_cachestats", w("ltr_cachestats", self.cache_stats), methods=["GET"]),
             Route(
                 "/_ltr/_clearcache", w("ltr_clearcache", self.clear_cache, True), methods=["POST"]
             ),
             Route("/_ltr/_stats", w("ltr_stats", self.stats), methods=["GET"]),
             Route("/_ltr/_stats/{stat}", w("ltr_stats", self.stats), methods=["GET"]),
+            Route("/_ltr/_featureset", w("ltr_featureset_search", self.search), methods=["GET"]),
+            Route("/_ltr/_model", w("ltr_model_search", self.search), methods=["GET"]),
+            Route("/_ltr", w("ltr_store_list", self.store_list), methods=["GET"]),
+            Route("/_ltr", w("ltr_store_create", self.store_create, True), methods=["PUT"]),
+            Route("/_ltr", w("ltr_store_update", self.store_update, True), methods=["POST"]),
+            Route("/_ltr", w("ltr_store_delete", self.store_delete, True), methods=["DELETE"]),
+            Route("/_ltr/{store}", w("ltr_named_store", self.named_store), methods=_ALL),
+            Route(
+                "/_ltr/{store}/{rest:path}", w("ltr_named_store", self.named_store), methods=_ALL
+            ),
         ]
+
+    # -------------------------------------------------------------- listing
+    async def search(self, request: Request) -> Response:
+        """``GET _ltr/_featureset`` / ``GET _ltr/_model`` (``RestSearchStoreElements``): the
+        stored documents of that type as a search response, ``prefix`` (case-insensitive name
+        prefix, the plugin's ``name.prefix`` edge n-grams), ``from`` (0) and ``size`` (20). Hits
+        are in name order with ``_score`` 1.0 (the plugin's order and scores are Lucene's)."""
+        kind = "featureset" if request.url.path.rstrip("/").endswith("_featureset") else "model"
+        q = request.query_params
+        unknown = sorted(set(q) - {"prefix", "from", "size"})
+        if unknown:
+            raise LtrError(
+                400, f"request [{request.url.path}] contains unrecognized parameters: {unknown}"
+            )
+        start, size = _int_param(q, "from", 0), _int_param(q, "size", 20)
+        prefix = q.get("prefix", "").lower()
+        store = self.svc.store
+        names = store.list_featuresets() if kind == "featureset" else store.list_models()
+        names = [n for n in names if n.lower().startswith(prefix)]
+        hits = []
+        for name in names[start : start + size]:
+            try:
+                doc = await asyncio.to_thread(self._source, kind, name)
+            except StoreError:
+                continue  # deleted meanwhile
+            hits.append(
+                {"_index": INDEX, "_id": _doc_id(kind, name), "_score": 1.0, "_source": doc}
+            )
+        return _json(
+            {
+                "took": 0,
+                "timed_out": False,
+                "_shards": {**_SHARDS, "skipped": 0},
+                "hits": {
+                    "total": {"value": len(names), "relation": "eq"},
+                    "max_score": 1.0 if hits else None,
+                    "hits": hits,
+                },
+            }
+        )
+
+    def _source(self, kind: str, name: str) -> dict[str, Any]:
+        """The stored document ``{"name", "type", <type>: {...}}`` as the plugin indexes it."""
+        if kind == "featureset":
+            fs = _plugin_featureset(self.svc.store.get_featureset(name))
+            return {"name": name, "type": kind, kind: fs}
+        v = self._shown_version(name)
+        if v is None:
+            raise StoreError(f"no model {name!r}", 404)
+        return {"name": name, "type": kind, kind: self._model_source(name, v)}
+
+    def _shown_version(self, name: str) -> int | None:
+        """The version the plugin's single model document stands for: the active one (else the
+        newest); None when the model has no version."""
+        store = self.svc.store
+        versions = store.versions(name) if store.model_exists(name) else []
+        if not versions:
+            return None
+        return self.svc.registry.active_version(name) or versions[-1]
+
+    # -------------------------------------------------------------- the store itself
+    def _counts(self) -> dict[str, int]:
+        """Elements per type, as the plugin's terms aggregation on ``type`` (absent types left out)."""
+        store = self.svc.store
+        counts = {"featureset": len(store.list_featuresets()), "model": len(store.list_models())}
+        return {k: v for k, v in counts.items() if v}
+
+    async def store_list(self, request: Request) -> Response:
+        """``GET _ltr``: ``ListStoresAction``'s ``{"stores": {name: {store, index, version,
+        counts}}}``; the service has the default store only."""
+        info = {"store": STORE, "index": INDEX, "version": STORE_VERSION, "counts": self._counts()}
+        return _json({"stores": {STORE: info}})
+
+    async def store_create(self, request: Request) -> Response:
+        """``PUT _ltr``: the default store always exists here, so creating it is acknowledged (the
+        plugin's index creation would answer resource_already_exists_exception for an existing
+        index; scripts run ``DELETE _ltr`` then ``PUT _ltr`` and expect the PUT to succeed)."""
+        return _json({"acknowledged": True, "shards_acknowledged": True, "index": INDEX})
+
+    async def store_update(self, request: Request) -> Response:
+        raise LtrError(400, "Updating a feature store is not yet supported.")  # the plugin's words
+
+    async def store_delete(self, request: Request) -> Response:
+        """``DELETE _ltr``: as the plugin deletes the store's index, every feature set and every
+        model (all versions) goes; version numbers are still never reused."""
+        store, reg = self.svc.store, self.svc.registry
+        for name in store.list_models():
+            try:
+                await asyncio.to_thread(reg.forget_model, name)
+            except StoreError as exc:
+                if exc.status != 404:  # deleted meanwhile by another request: fine
+                    raise
+        with store.locked():
+            for name in store.list_featuresets():
+                store.delete_featureset(name)
+        return _json({"acknowledged": True})
+
+    async def named_store(self, request: Request) -> Response:
+        """``/_ltr/{store}/...``: the plugin's named stores (index ``.ltrstore_{store}``)."""
+        name = request.path_params["store"]
+        if name.startswith("_"):  # one of our own paths with a wrong method or shape
+            raise LtrError(
+                405 if "rest" not in request.path_params else 400,
+                f"no handler found for uri [{request.url.path}] and method [{request.method}]",
+            )
+        if request.method in ("GET", "HEAD") and "rest" not in request.path_params:
+            return _json({"exists": False}, 404)  # RestStoreManager.getStore of a missing store
+        raise LtrError(
+            400,
+            f"feature store [{name}]: the service has the default store only (no named stores); "
+            "use the paths without a store name (/_ltr/_featureset/..., /_ltr/_model/...)",
+        )
 
     # -------------------------------------------------------------- feature sets
     async def fs_put(self, request: Request) -> Response:
@@ -493,11 +623,9 @@ class LtrApi:
 
     async def model_get(self, request: Request) -> Response:
         name = check_name("model", request.path_params["name"])
-        store = self.svc.store
-        versions = store.versions(name) if store.model_exists(name) else []
-        if not versions:
+        v = self._shown_version(name)
+        if v is None:
             return _not_found("model", name)
-        v = self.svc.registry.active_version(name) or versions[-1]
         return _json(
             {
                 "_index": INDEX,
@@ -506,6 +634,22 @@ class LtrApi:
                 "found": True,
                 "_source": {"name": name, "type": "model", "model": self._model_source(name, v)},
             }
+        )
+
+    async def model_put(self, request: Request) -> Response:
+        """``PUT/POST _ltr/_model/{name}`` (a model with its own inline ``feature_set``) is not
+        served: models here are bound to a stored feature set (``_createmodel``)."""
+        name = check_name("model", request.path_params["name"])
+        if request.method == "POST":  # RestFeatureManager: POST updates, models never are
+            raise LtrError(
+                405, "Element of type [model] are not updatable, please create a new one instead."
+            )
+        raise LtrError(
+            400,
+            f"model [{name}]: PUT _ltr/_model/{{name}} with an inline feature_set is not supported: "
+            "store the set with PUT _ltr/_featureset/{set}, then POST "
+            "_ltr/_featureset/{set}/_createmodel (the plugin copies the set into the model the "
+            "same way)",
         )
 
     async def model_delete(self, request: Request) -> Response:
@@ -645,6 +789,15 @@ class LtrApi:
             }
         out["nodes"] = {NODE: node}
         return _json(out)
+
+
+def _int_param(q: Any, key: str, default: int) -> int:
+    v = q.get(key)
+    if v is None:
+        return default
+    if not v.isdigit() or len(v) > 9:
+        raise LtrError(400, f"Failed to parse int parameter [{key}] with value [{v}]")
+    return int(v)
 
 
 def _ir_bytes(ens: Any) -> int:

@@ -4,12 +4,16 @@ Serving reads ``Registry.get`` -- a dict lookup returning an immutable :class:`L
 request sees exactly one version from start to end, and activation is a single reference swap done
 only after the new version is compiled, verified, committed to disk and loaded.
 
-Several processes may serve one store (``serve --workers N``, or servers sharing a directory): each
-one's sync thread polls the store every ``sync_interval`` seconds and, when a model's ``ACTIVE``
-pointer changed (activated through another process), loads that version and only then swaps it in,
-so a version activated anywhere is served everywhere within ``sync_interval`` plus its load time,
-and no request fails or sees a half-loaded version. Uploads are parsed, compiled and verified in
-worker processes (:mod:`.jobs`); the serving process only commits, loads and swaps.
+Several processes may serve one store (``serve --workers N``, or servers sharing a directory).
+Every request for a model's active version first reads that model's ``ACTIVE`` pointer (one small
+file, :meth:`Registry.current`); when it names another version than the one in memory (activated
+through another process), that version is loaded -- the old one keeps serving other requests
+meanwhile -- swapped in, and served. So a request that starts after an activation returned, on any
+process sharing the store, is served the new version (no propagation window on one host), and no
+request fails or sees a half-loaded version. A sync thread also looks every ``sync_interval``
+seconds, so versions are loaded ahead of the requests, deletions followed and jobs of dead
+processes resumed. Uploads are parsed, compiled and verified in worker processes (:mod:`.jobs`);
+the serving process only commits, loads and swaps.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ log = logging.getLogger("ltrcompile.service")
 
 #: Default seconds between two looks at the store for versions activated by other processes.
 SYNC_INTERVAL_S = 0.25
+#: Seconds before a version that failed to load here is tried again.
+BROKEN_RETRY_S = 5.0
 #: Seconds between two scans for jobs whose process died.
 RECOVER_INTERVAL_S = 2.0
 
@@ -70,7 +76,7 @@ class Registry:
         self.store = store
         self.metrics = metrics
         self._active: dict[str, LoadedVersion] = {}
-        self._stamps: dict[str, tuple[int, ...] | None] = {}
+        self._broken: dict[tuple[str, int], float] = {}  # versions that failed to load: when
         self._loaded: dict[tuple[str, int], LoadedVersion] = {}
         self._lock = threading.RLock()
         self.sync_interval = sync_interval
@@ -108,29 +114,49 @@ class Registry:
             with contextlib.suppress(StoreError, RescoreInputError):
                 self._sync_model(name)
 
-    def _sync_model(self, name: str) -> None:
-        """Serve what ``models/<name>/ACTIVE`` says, if it changed since the last look."""
-        stamp = self.store.active_stamp(name)
-        if stamp is not None and stamp == self._stamps.get(name):
-            return
-        v = self.store.active_version(name)
-        if v is None:
-            if not self.store.model_exists(name):
-                self._drop(name)
-            self._stamps[name] = stamp
-            return
-        cur = self._active.get(name)
-        if cur is None or cur.version != v:
-            try:
-                lv = self._load(name, v)  # load first: the old version serves meanwhile
-            except Exception as exc:  # a broken version must not stop the server
-                log.error("cannot load %s version %s: %s", name, v, exc)
-                return
+    def _sync_model(self, name: str) -> LoadedVersion | None:
+        """Serve what ``models/<name>/ACTIVE`` says now: load that version if it is not loaded
+        (the old one serves meanwhile), then swap it in. Returns the version a request should get
+        (None: the model has no active version)."""
+        v = self.store.active_pointer(name)
+        if v is None or not self.store.version_dir(name, v).is_dir():
             with self._lock:
-                if self.store.active_stamp(name) == stamp:
-                    self._active[name] = lv
-            self._gauge(name, v)
-        self._stamps[name] = stamp
+                if not self.store.model_exists(name):
+                    self._drop(name)
+                elif self.store.active_pointer(name) is None:
+                    self._active.pop(name, None)
+            return None
+        cur = self._active.get(name)
+        if cur is not None and cur.version == v:
+            return cur
+        failed = self._broken.get((name, v))
+        if failed is not None and time.monotonic() - failed < BROKEN_RETRY_S:
+            return cur
+        try:
+            lv = self._load(name, v)  # load first: the old version serves meanwhile
+        except Exception as exc:  # a broken version must not stop the server
+            log.error("cannot load %s version %s: %s", name, v, exc)
+            self._broken[(name, v)] = time.monotonic()
+            return cur
+        with self._lock:
+            if self.store.active_pointer(name) == v:
+                self._active[name] = lv
+        self._gauge(name, v)
+        return lv
+
+    def current(self, name: str) -> LoadedVersion | None:
+        """The in-memory active version of ``name`` if it is still the one ``ACTIVE`` names (one
+        small file read, no lock); None when the pointer moved (or there is none) and
+        :meth:`get` must look, and perhaps load, first. This check on every request is what makes
+        an activation through any process sharing the store seen by every later request."""
+        lv = self._active.get(name)
+        if lv is None:
+            return None
+        try:
+            v = self.store.active_pointer(name)
+        except (StoreError, OSError):
+            return lv
+        return lv if v == lv.version else None
 
     def sync(self) -> None:
         """One look at the store: follow activations and deletions made by other processes."""
@@ -159,7 +185,6 @@ class Registry:
     def _drop(self, name: str) -> None:
         with self._lock:
             self._active.pop(name, None)
-            self._stamps.pop(name, None)
             for key in [k for k in self._loaded if k[0] == name]:
                 del self._loaded[key]
         if self.metrics is not None:
@@ -193,12 +218,9 @@ class Registry:
 
     def get(self, name: str, version: int | None = None) -> LoadedVersion:
         if version is None:
-            lv = self._active.get(name)
-            if lv is None:
-                # activated by another process since the last sync: read the pointer now
-                with contextlib.suppress(OSError):
-                    self._sync_model(name)
-                lv = self._active.get(name)
+            lv = self.current(name)
+            if lv is None:  # activated by another process since this one last looked
+                lv = self._sync_model(name)
             if lv is None:
                 if self.store.model_exists(name):
                     raise StoreError(f"model {name!r} has no active version", 409)
@@ -210,6 +232,10 @@ class Registry:
         if version not in self.store.versions(name):
             raise StoreError(f"model {name!r} has no version {version}", 404)
         return self._load(name, version)
+
+    def loaded(self, name: str, version: int) -> LoadedVersion | None:
+        """``version`` of ``name`` if it is in memory (versions never change once committed)."""
+        return self._loaded.get((name, version))
 
     def active_version(self, name: str) -> int | None:
         lv = self._active.get(name)
@@ -224,7 +250,6 @@ class Registry:
         with self._lock:
             self.store.set_active(name, version)
             self._active[name] = lv
-            self._stamps[name] = self.store.active_stamp(name)
         self._gauge(name, version)
         return lv
 

@@ -122,6 +122,7 @@ class ModelStore:
         for sub in ("featuresets", "models", "counters", "jobs", "tmp"):
             (self.root / sub).mkdir(exist_ok=True)
         self._tlock = threading.RLock()
+        self._pointer_paths: dict[str, str] = {}
         self._depth = 0
         self._lockfile = open(self.root / ".lock", "a+")  # noqa: SIM115 -- held open for life
         self._clean_tmp()
@@ -270,19 +271,33 @@ class ModelStore:
             raise StoreError(f"model {name!r} has no version {version}", 404) from None
 
     def active_version(self, name: str) -> int | None:
-        try:
-            v = int(_read_json(self.model_dir(name) / "ACTIVE")["version"])
-        except FileNotFoundError:
-            return None
-        return v if self.version_dir(name, v).is_dir() else None
+        v = self.active_pointer(name)
+        return v if v is not None and self.version_dir(name, v).is_dir() else None
 
-    def active_stamp(self, name: str) -> tuple[int, ...] | None:
-        """Identity of the ``ACTIVE`` pointer file: changes whenever it is replaced."""
+    def active_pointer(self, name: str) -> int | None:
+        """The version ``models/<name>/ACTIVE`` names right now (None: no pointer), read from the
+        file every time: a few microseconds (the path is remembered once the file was found, raw
+        ``os`` calls), cheap enough for every request. Content, not ``stat``: inode numbers are
+        reused and file times are coarse, so two quick activations can leave identical ``stat``
+        results."""
+        path = self._pointer_paths.get(name)
+        known = path is not None
+        if not known:
+            path = str(self.model_dir(name) / "ACTIVE")
         try:
-            st = os.stat(self.model_dir(name) / "ACTIVE")
-        except FileNotFoundError:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        return st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size
+        try:
+            raw = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        if not known:
+            self._pointer_paths[name] = path  # a model that exists: bounded by the store
+        try:
+            return int(json.loads(raw)["version"])
+        except (ValueError, KeyError, TypeError):
+            raise StoreError(f"model {name!r}: its ACTIVE pointer is unreadable", 500) from None
 
     def reserve_version(self, name: str) -> int:
         """The next version number of ``name``; never handed out twice, across processes, crashes

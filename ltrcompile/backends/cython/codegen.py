@@ -27,6 +27,7 @@ from .contexts import (
 )
 from .literals import Tables, c_double, c_float, c_float_array, c_int_array, c_literal
 from .lowering import LoweredModel, lower, used_features
+from .nodetable import RULE_SUFFIX
 from .transforms_c import transform_body
 from .treegen import Unit, partition, unit_source
 
@@ -220,6 +221,8 @@ def _common(lm: LoweredModel, module: str, strategy: str, tuning: Tuning) -> Com
         band_k=c_literal(lm.band_k, lm.value_type),
         zero_k=c_literal(lm.zero_k, lm.value_type),
         linear_leaves=bool(lm.tree_linear.any()),
+        cat_rule=RULE_SUFFIX[lm.categorical_rule],
+        n_codes=lm.n_codes,
     )
 
 
@@ -359,7 +362,7 @@ def _datadriven(lm: LoweredModel, tuning: Tuning, incbin: bool, ir_digest: str) 
     drv = _driver(lm, fmap, tables, tuning, ir_digest, t0s + [lm.n_trees], max(1, min(bt, lm.n_trees)))
     layout = fast_layout(lm, fmap, int(used.size))
     fast = fast_table(lm, layout, tables, aos=tuning.dd_aos)
-    nodes = node_table(lm, fmap, trees=np.flatnonzero(~layout.tree_ok))
+    nodes = node_table(lm, fmap, trees=np.flatnonzero(~layout.tree_ok), code_col0=int(used.size) + 1)
     dd = DataDrivenCtx(
         n_cols=int(used.size),
         identity_cols=bool(used.size == lm.n_features),
@@ -372,6 +375,7 @@ def _datadriven(lm: LoweredModel, tuning: Tuning, incbin: bool, ir_digest: str) 
         dd_lv=tables.floats("ltrc_lv", lm.leaf_values.ravel(), lm.leaf_type) if lm.leaf_values.size else "0",
         dd_tlin=",".join(str(int(v)) for v in lm.tree_linear.tolist()) or "0",
         dd_tw=c_float_array(lm.tree_weight, "double") if lm.n_trees else "0",
+        code_cols=[int(v) for v in fmap[lm.code_feature].tolist()],
         early_exit=fast.pack32 and (unbalanced(lm) if tuning.dd_early_exit is None else tuning.dd_early_exit),
     )
     parts: list[Any] = [drv, fast, nodes, dd]

@@ -35,6 +35,8 @@ class CommonCtx:
     band_k: str  # C literal: the band in the kernel type
     zero_k: str  # C literal: LightGBM's 1e-35 in the kernel type
     linear_leaves: bool
+    cat_rule: str  # categorical rule: suffix of the ltrc_code_* helper (xgb | lgb | skl)
+    n_codes: int  # category-code columns (LoweredModel.code_feature)
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,6 @@ class NodeTableCtx:
     dd_nodes: str
     dd_root: str
     dd_has_cat: bool
-    cat_rule: str  # suffix of the ltrc_code_* helper
     n_sets1: int
     set_off: str
     set_n: str
@@ -143,6 +144,7 @@ class DataDrivenCtx:
     dd_tlin: str  # per tree: has linear leaves
     dd_tw: str  # per tree: weight (linear leaves)
     early_exit: bool  # lockstep walks stop once every lane stands on a leaf (4-byte packing only)
+    code_cols: list[int]  # scratch column each category-code column is converted from
 
 
 def render_context(*parts: Any) -> dict[str, Any]:

@@ -13,6 +13,8 @@ or execute what is recorded here:
 * per node, whether the input zero band can change the decision (only there is it applied) and
   LightGBM's zero-default rule (``|v| <= 1e-35f`` goes the default way);
 * category sets as bitsets (largest code below :data:`BITSET_LIMIT`) or sorted code arrays;
+* category codes: each (feature, banded?) pair that categorical nodes read gets one code column,
+  converted once per row (``ltrc_catcode``: the code, or -1 invalid, or -2 NaN) before any tree;
 * leaf tables with tree weights applied in the accumulation precision, accumulator slots, base scores;
 * which nodes and trees the branch-free walk can take.
 """
@@ -145,6 +147,9 @@ class LoweredModel:
     cat_left: np.ndarray  # categorical: in-set goes left
     nan_default: np.ndarray  # categorical: NaN goes the default way
     set_id: np.ndarray  # categorical: index into ``sets`` (-1 elsewhere)
+    code_slot: np.ndarray  # categorical: the code column the node reads (-1 elsewhere)
+    code_feature: np.ndarray  # (n_codes,) feature each code column is converted from
+    code_band: np.ndarray  # (n_codes,) bool: converted from the banded value
     sets: CategorySets
     fast_node: np.ndarray  # the branch-free walk can take the node (plain numerical)
     fast_tree: np.ndarray  # (n_trees,) every node of the tree can
@@ -180,6 +185,11 @@ class LoweredModel:
     @property
     def internal(self) -> np.ndarray:
         return self.left >= 0
+
+    @property
+    def n_codes(self) -> int:
+        """Category-code columns (one per feature, banded or not, that categorical nodes read)."""
+        return int(self.code_feature.size)
 
 
 def _check(ens: Ensemble) -> None:
@@ -299,6 +309,11 @@ def lower(ens: Ensemble) -> LoweredModel:
     cat_nodes = np.flatnonzero(cat)
     set_id = np.full(ens.n_nodes, -1, np.int64)
     set_id[cat_nodes] = np.arange(cat_nodes.size)
+    # one code column per (feature, banded?) pair the categorical nodes read
+    pairs = np.stack([ens.feature[cat_nodes].astype(np.int64), band_node[cat_nodes].astype(np.int64)], axis=1)
+    code_pairs, inverse = np.unique(pairs.reshape(-1, 2), axis=0, return_inverse=True)
+    code_slot = np.full(ens.n_nodes, -1, np.int64)
+    code_slot[cat_nodes] = inverse.ravel()
 
     # ---- leaves
     leaf_nodes = np.flatnonzero(is_leaf)
@@ -375,6 +390,9 @@ def lower(ens: Ensemble) -> LoweredModel:
         cat_left=ens.cat_left.astype(bool) & cat,
         nan_default=cat & (miss == Missing.NAN_DEFAULT),
         set_id=set_id,
+        code_slot=code_slot,
+        code_feature=code_pairs[:, 0].copy(),
+        code_band=code_pairs[:, 1].astype(bool),
         sets=_category_sets(ens, cat_nodes),
         fast_node=fast_node,
         fast_tree=fast_tree,

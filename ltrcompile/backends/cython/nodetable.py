@@ -33,12 +33,15 @@ F_NANDEF = 1 << 30
 F_DL = 1 << 31
 
 
-def node_table(lm: LoweredModel, fmap: np.ndarray, trees: np.ndarray | None = None) -> NodeTableCtx:
+def node_table(
+    lm: LoweredModel, fmap: np.ndarray, trees: np.ndarray | None = None, code_col0: int = 0
+) -> NodeTableCtx:
     """The generic (per-row, branching) node table for the given trees.
 
-    ``fmap`` maps a model feature to its column in the scratch block.
+    ``fmap`` maps a model feature to its column in the scratch block; categorical nodes read the
+    row's category-code column ``code_col0 + code_slot`` instead.
     """
-    if lm.n_features >= (1 << 24):
+    if lm.n_features + 1 + lm.n_codes >= (1 << 24):
         raise UnsupportedModelError(
             "the data-driven strategy supports at most 2**24 - 1 features", field="n_features"
         )
@@ -69,7 +72,8 @@ def node_table(lm: LoweredModel, fmap: np.ndarray, trees: np.ndarray | None = No
         | np.where(lm.nan_default[internal], F_NANDEF, 0)
         | np.where(lm.default_left[internal], F_DL, 0)
     ).astype(np.int64)
-    fx = (fmap[lm.feature[internal]] & 0xFFFFFF) | flags
+    col = np.where(cat, code_col0 + lm.code_slot[internal], fmap[lm.feature[internal]])
+    fx = (col & 0xFFFFFF) | flags
     lit = c_float if lm.value_type == "float" else c_double
     thr_lits = [lit(v) for v in lm.thr[internal].tolist()]
     parts = []
@@ -85,7 +89,6 @@ def node_table(lm: LoweredModel, fmap: np.ndarray, trees: np.ndarray | None = No
         dd_nodes=nodes_c if n_int else "{{0},0u,{0,0}}",
         dd_root=c_int_array(root_ref),
         dd_has_cat=bool(cat.any()),
-        cat_rule=RULE_SUFFIX[lm.categorical_rule],
         n_sets1=max(1, S.count),
         set_off=c_int_array(S.off),
         set_n=c_int_array(S.n),

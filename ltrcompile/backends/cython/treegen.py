@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from .literals import c_double, c_float_array, c_int_array, c_literal
 from .lowering import LoweredModel
-from .nodetable import RULE_SUFFIX
 
 #: trees with more internal nodes than this are not force-inlined into their block
 INLINE_LIMIT = 512
@@ -77,23 +76,33 @@ def _value(lm: LoweredModel, n: int) -> str:
 
 
 def _cat_condition(lm: LoweredModel, n: int, set_name: str, sets: list[str]) -> str:
+    """Categorical nodes read the row's code column ``c[j]`` (see :func:`code_statements`)."""
     S = lm.sets
     s = int(lm.set_id[n])
-    rule = RULE_SUFFIX[lm.categorical_rule]
-    V = _value(lm, n)
-    cv = f"(double){V}"
+    code = f"c[{int(lm.code_slot[n])}]"
     if S.sorted[s]:
         codes = S.sorted_codes(s)
         sets.append(f"static const int32_t {set_name}[{codes.size}] = {{{c_int_array(codes)}}};")
-        inexpr = f"ltrc_in_sorted_{rule}({cv}, {set_name}, {codes.size})"
+        inexpr = f"ltrc_cin_sorted({code}, {set_name}, {codes.size})"
     else:
         words = S.bitset(s)
         sets.append(f"static const uint32_t {set_name}[{words.size}] = {{{c_int_array(words)}}};")
-        inexpr = f"ltrc_in_bits_{rule}({cv}, {set_name}, {int(S.n[s])})"
+        inexpr = f"ltrc_cin_bits({code}, {set_name}, {int(S.n[s])})"
     res = inexpr if lm.cat_left[n] else f"!{inexpr}"
     if lm.nan_default[n]:
-        return f"(({V}) != ({V}) ? {int(lm.default_left[n])} : {res})"
+        return f"({code} == LTRC_CODE_NAN ? {int(lm.default_left[n])} : {res})"
     return res
+
+
+def code_statements(lm: LoweredModel, slots: list[int], x: str = "x", c: str = "c") -> list[str]:
+    """C statements filling the code columns ``slots`` of one row (``c[j]``) from its values."""
+    out = []
+    for j in slots:
+        v = f"{x}[{int(lm.code_feature[j])}]"
+        if lm.code_band[j]:
+            v = f"ltrc_bandv({v}, band)"
+        out.append(f"{c}[{j}] = ltrc_catcode((double){v});")
+    return out
 
 
 def condition(lm: LoweredModel, n: int, set_name: str, sets: list[str]) -> str:
@@ -114,12 +123,24 @@ def condition(lm: LoweredModel, n: int, set_name: str, sets: list[str]) -> str:
 
 
 # ---------------------------------------------------------------------- trees
+def tree_reads_codes(lm: LoweredModel, t: int) -> bool:
+    return bool(lm.categorical[int(lm.tree_offset[t]) : int(lm.tree_offset[t + 1])].any())
+
+
+def _block_codes(lm: LoweredModel, b: Block) -> list[int]:
+    """The code columns the trees of block ``b`` read."""
+    lo, hi = int(lm.tree_offset[b.t0]), int(lm.tree_offset[b.t1])
+    cs = lm.code_slot[lo:hi]
+    return sorted(set(cs[cs >= 0].tolist()))
+
+
 def tree_function(lm: LoweredModel, t: int) -> tuple[str, list[str]]:
     """C text of ``ltrc_tree_<t>`` and the static category sets it uses."""
     lo = int(lm.tree_offset[t])
     inline = "LTRC_ALWAYS" if lm.internal_count[t] <= INLINE_LIMIT else "LTRC_NOINLINE"
     band_arg = ", int band" if lm.band > 0 else ""
-    lines = [f"{inline} int32_t ltrc_tree_{t}(const ltrc_v* LTRC_RESTRICT x{band_arg}) {{"]
+    code_arg = ", const int32_t* LTRC_RESTRICT c" if tree_reads_codes(lm, t) else ""
+    lines = [f"{inline} int32_t ltrc_tree_{t}(const ltrc_v* LTRC_RESTRICT x{band_arg}{code_arg}) {{"]
     if lm.band > 0:
         lines.append("    (void)band;")
     sets: list[str] = []
@@ -163,11 +184,16 @@ def block_function(lm: LoweredModel, b: Block, lv_off: dict[int, int]) -> str:
     ]
     for s in slots:
         out.append(f"        ltrc_acc a{s} = ar[{s}];")
+    codes = _block_codes(lm, b)
+    if codes:  # categorical features: values -> codes once per row, not at every node
+        out.append(f"        int32_t c[{max(codes) + 1}];")
+        out.extend(f"        {st}" for st in code_statements(lm, codes))
     out.append("        int32_t k;")
     for j, t in enumerate(trees):
         s = int(lm.tree_slot[t])
         off = lv_off[t]
-        out.append(f"        k = ltrc_tree_{t}(x{band}); l[{j}] = k;")
+        carg = ", c" if tree_reads_codes(lm, t) else ""
+        out.append(f"        k = ltrc_tree_{t}(x{band}{carg}); l[{j}] = k;")
         first = 0
         if lm.tree_linear[t]:
             w = float(lm.tree_weight[t])
