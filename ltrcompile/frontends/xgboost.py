@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import mathlib
+from .. import limits, mathlib
 from ..errors import IRValidationError, LtrCompileError, ModelFormatError, UnsupportedModelError
 from ..ir import Ensemble, Missing, Op, TreeArrays
 from . import _ubjson
@@ -86,8 +86,10 @@ _DUMP_OPTIONS = _LOADER_OPTIONS | {
 class _Src:
     """Where we are reading from, for error messages."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, size: int | None = None) -> None:
         self.path = path
+        self.size = size  # bytes of the source file (None: in memory): the size limits scale with it
+        self.nodes = 0  # nodes declared so far, all trees together
 
     def err(
         self, msg: str, *, tree: int | None = None, node: int | None = None, field: str | None = None
@@ -318,6 +320,7 @@ def parse_document(doc: Any, src: _Src) -> _Parsed:
     n_features = src.integer(src.get(lmp, "num_feature", "num_feature"), "num_feature")
     num_class = src.integer(lmp.get("num_class", "0"), "num_class")
     num_target = src.integer(lmp.get("num_target", "1"), "num_target")
+    limits.check_features(n_features, src.size, path=src.path, field="learner_model_param.num_feature")
     if not 0 <= n_features <= MAX_FEATURES or not 0 <= num_class <= MAX_OUTPUTS or not 1 <= num_target <= MAX_OUTPUTS:
         raise src.err(
             f"invalid sizes num_feature={n_features} num_class={num_class} num_target={num_target}",
@@ -473,6 +476,7 @@ def _parse_gbtree(model: dict[str, Any], p: _Parsed, src: _Src) -> None:
     if not isinstance(gmp, dict):
         raise src.err("expected an object", field="gbtree_model_param")
     num_trees = src.integer(gmp.get("num_trees", n), "gbtree_model_param.num_trees")
+    limits.check_trees(num_trees, src.size, path=src.path, field="gbtree_model_param.num_trees")
     if num_trees != n:
         raise src.err(f"num_trees is {num_trees} but {n} trees are stored", field="num_trees")
     npt = src.integer(gmp.get("num_parallel_tree", 1), "gbtree_model_param.num_parallel_tree")
@@ -532,6 +536,9 @@ def _parse_tree(t: Any, tid: int, p: _Parsed, src: _Src) -> TreeArrays:
     n = src.integer(src.get(tp, "num_nodes", "tree_param.num_nodes", tid), "num_nodes", tid)
     if n < 1:
         raise src.err(f"num_nodes must be >= 1, got {n}", tree=tid, field="num_nodes")
+    src.nodes += n
+    limits.check_nodes(src.nodes, src.size, path=src.path, tree=tid, field="tree_param.num_nodes",
+                       what="node count (this tree and those before it)")
     K = src.integer(tp.get("size_leaf_vector", 1), "size_leaf_vector", tid)
     K = max(K, 1)
     if K > 1 and K != p.n_outputs:
@@ -697,6 +704,8 @@ def _category_sets(t: dict[str, Any], tid: int, n: int, src: _Src) -> dict[int, 
         vals = cats[s : s + k]
         if vals.size and (vals.min() < 0 or vals.max() > MAX_CATEGORY):
             raise src.err("category codes must lie in [0, 2**31)", tree=tid, node=node, field="categories")
+        if vals.size:
+            limits.check_category(int(vals.max()), src.size, path=src.path, tree=tid, node=node, field="categories")
         out[node] = np.unique(vals)
     return out
 
@@ -911,6 +920,8 @@ def _dump_tree_arrays(
             codes = src.int_array(cond, "split_condition", tree=tid)
             if codes.size and (codes.min() < 0 or codes.max() > MAX_CATEGORY):
                 raise src.err("category codes must lie in [0, 2**31)", tree=tid, node=nid, field="split_condition")
+            if codes.size:
+                limits.check_category(int(codes.max()), src.size, path=src.path, tree=tid, node=nid, field="split_condition")
             arr.categorical[i] = 1
             arr.cat_left[i] = 0
             arr.cat_sets[i] = np.unique(codes)
@@ -1139,10 +1150,13 @@ def _decode_json(data: bytes, src: _Src) -> Any:
         raise src.err("JSON nested too deeply") from None
 
 
-def from_document(doc: Any, *, path: str | None = None, fmt: str = "xgboost-json", **options: Any) -> Ensemble:
-    """A decoded ``save_model`` document (dict) -> Ensemble."""
+def from_document(
+    doc: Any, *, path: str | None = None, fmt: str = "xgboost-json", source_bytes: int | None = None, **options: Any
+) -> Ensemble:
+    """A decoded ``save_model`` document (dict) -> Ensemble; ``source_bytes`` (the file's size) scales
+    the size limits (:mod:`ltrcompile.limits`), None for a document built in memory."""
     _check_options(options, _LOADER_OPTIONS, fmt)
-    src = _Src(path)
+    src = _Src(path, source_bytes)
     parsed = _guard(lambda: parse_document(doc, src), src)
     return build_ensemble(parsed, options, src, fmt=fmt)
 
@@ -1151,28 +1165,31 @@ def load_json(path: str | os.PathLike[str], **options: Any) -> Ensemble:
     """``Booster.save_model("m.json")`` file -> Ensemble."""
     p = os.fspath(path)
     src = _Src(p)
-    doc = _decode_json(_read(p), src)
-    return from_document(doc, path=p, fmt="xgboost-json", **options)
+    data = _read(p)
+    doc = _decode_json(data, src)
+    return from_document(doc, path=p, fmt="xgboost-json", source_bytes=len(data), **options)
 
 
 def load_ubj(path: str | os.PathLike[str], **options: Any) -> Ensemble:
     """``Booster.save_model("m.ubj")`` file (UBJSON, XGBoost >= 1.6) -> Ensemble."""
     p = os.fspath(path)
     src = _Src(p)
+    data = _read(p)
     try:
-        doc = _ubjson.loads(_read(p))
+        doc = _ubjson.loads(data)
     except _ubjson.UBJSONError as exc:
         raise src.err(str(exc)) from None
-    return from_document(doc, path=p, fmt="xgboost-ubj", **options)
+    return from_document(doc, path=p, fmt="xgboost-ubj", source_bytes=len(data), **options)
 
 
 def load_dump(path: str | os.PathLike[str], **options: Any) -> Ensemble:
     """``get_dump(dump_format="json")`` array (or o19s ``{"objective", "splits"}``) -> Ensemble."""
     p = os.fspath(path)
-    return from_dump(_decode_json(_read(p), _Src(p)), path=p, **options)
+    data = _read(p)
+    return from_dump(_decode_json(data, _Src(p)), path=p, source_bytes=len(data), **options)
 
 
-def from_dump(doc: Any, *, path: str | None = None, **options: Any) -> Ensemble:
+def from_dump(doc: Any, *, path: str | None = None, source_bytes: int | None = None, **options: Any) -> Ensemble:
     """A decoded dump (list of tree objects or JSON strings, or the o19s wrapper) -> Ensemble."""
     _check_options(options, _DUMP_OPTIONS, "xgboost-dump")
     for key, low in (("num_class", 0), ("num_parallel_tree", 1), ("n_features", 0)):
@@ -1182,7 +1199,7 @@ def from_dump(doc: Any, *, path: str | None = None, **options: Any) -> Ensemble:
     obj = options.get("objective")
     if obj is not None and not isinstance(obj, str):
         raise TypeError(f"objective must be a string, got {obj!r}")
-    src = _Src(path)
+    src = _Src(path, source_bytes)
     parsed = _guard(lambda: parse_dump(doc, src, options), src)
     return build_ensemble(parsed, options, src, fmt="xgboost-dump")
 
