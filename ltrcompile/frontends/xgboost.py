@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .. import limits, mathlib
-from ..errors import IRValidationError, LtrCompileError, ModelFormatError, UnsupportedModelError
+from ..errors import IRValidationError, ModelFormatError, UnsupportedModelError
 from ..ir import Ensemble, Missing, Op, TreeArrays
 from . import _ubjson
 
@@ -118,6 +118,8 @@ class _Src:
         if isinstance(v, int | np.integer):
             return int(v)
         if isinstance(v, str) and re.fullmatch(r"\s*[+-]?\d+\s*", v):
+            if len(v.strip().lstrip("+-")) > 18:  # beyond int64, and int() of 4300+ digits raises
+                raise self.err(f"integer {v[:30]!r}... is out of range", tree=tree, node=node, field=field)
             return int(v)
         if isinstance(v, float | np.floating) and math.isfinite(v) and float(v).is_integer():
             return int(v)
@@ -767,7 +769,7 @@ def _feature_resolver(names: list[str] | None) -> Any:
     def resolve(name: str) -> int | None:
         if table is not None:
             return table.get(name)
-        m = re.fullmatch(r"f(\d+)", name)
+        m = re.fullmatch(r"f(\d{1,10})", name)  # longer: beyond int32, a name like any other
         if m:
             return int(m.group(1))
         return seen.setdefault(name, -2 - len(seen))  # provisional id <= -2, numbered later
@@ -891,6 +893,8 @@ def _dump_tree_arrays(
         f = resolve(split)
         if f is None:
             raise src.err(f"split feature {split!r} is not in feature_names", tree=tid, node=nid, field="split")
+        if f >= limits.INT32_MAX:
+            raise src.err(f"split feature index {f} does not fit int32", tree=tid, node=nid, field="split")
         max_feature = max(max_feature, f)
         if "split_condition" not in nd:
             raise UnsupportedModelError(
@@ -1122,16 +1126,6 @@ def _check_options(options: dict[str, Any], allowed: set[str], fmt: str) -> None
         raise TypeError(f"the {fmt} format does not take option(s) {unknown}; known: {sorted(allowed)}")
 
 
-def _guard(fn: Any, src: _Src) -> Any:
-    """Run a parse step; turn stray Python errors from malformed input into ModelFormatError."""
-    try:
-        return fn()
-    except LtrCompileError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
-        raise ModelFormatError(f"malformed XGBoost model: {exc!r}", path=src.path) from exc
-
-
 def _read(path: str) -> bytes:
     with open(path, "rb") as fh:
         return fh.read()
@@ -1157,7 +1151,7 @@ def from_document(
     the size limits (:mod:`ltrcompile.limits`), None for a document built in memory."""
     _check_options(options, _LOADER_OPTIONS, fmt)
     src = _Src(path, source_bytes)
-    parsed = _guard(lambda: parse_document(doc, src), src)
+    parsed = parse_document(doc, src)
     return build_ensemble(parsed, options, src, fmt=fmt)
 
 
@@ -1200,7 +1194,7 @@ def from_dump(doc: Any, *, path: str | None = None, source_bytes: int | None = N
     if obj is not None and not isinstance(obj, str):
         raise TypeError(f"objective must be a string, got {obj!r}")
     src = _Src(path, source_bytes)
-    parsed = _guard(lambda: parse_dump(doc, src, options), src)
+    parsed = parse_dump(doc, src, options)
     return build_ensemble(parsed, options, src, fmt="xgboost-dump")
 
 
@@ -1266,7 +1260,7 @@ def from_object(obj: Any, **options: Any) -> Ensemble:
     _check_options(options, _LOADER_OPTIONS, kind)
     src = _Src(None)
     doc = _decode_json(bytes(booster.save_raw("json")), src)
-    parsed = _guard(lambda: parse_document(doc, src), src)
+    parsed = parse_document(doc, src)
     ens = build_ensemble(parsed, options, src, fmt=kind, default_best=default_best)
     ens.provenance = ens.provenance.with_(source=f"in-memory {type(obj).__module__}.{type(obj).__qualname__}")
     return ens
