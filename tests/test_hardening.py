@@ -429,3 +429,50 @@ def test_ir_document_fields_are_checked_by_name(tmp_path):
         assert exit_code_for(err.value) == EXIT_BAD_INPUT
     p.write_text(json.dumps(doc))
     assert load_model(str(p), format="ltrcompile-ir").n_trees > 0
+
+
+# ============================================================================ XGBoost reg:expectileerror
+def _expectile_file(tmp_path, alphas):
+    """XGBoost 3.3+ writes ``reg:expectileerror``; the installed 3.2 cannot, so the file is a model the
+    library wrote (``reg:quantileerror``, same tree and output layout: one output per alpha, identity
+    for one) with the objective block replaced by what ``ExpectileRegression::SaveConfig`` writes:
+    ``{"name": "reg:expectileerror", "expectile_loss_param": {"expectile_alpha": "[...]"}}``."""
+    xgb = pytest.importorskip("xgboost")
+    rng = np.random.default_rng(0)
+    X = rng.random((200, 4))
+    y = X[:, 0] + rng.normal(0, 0.1, 200)
+    bst = xgb.train({"objective": "reg:quantileerror", "quantile_alpha": alphas, "max_depth": 3, "nthread": 1},
+                    xgb.DMatrix(X, y), 4)
+    doc = json.loads(bst.save_raw("json"))
+    doc["learner"]["objective"] = {
+        "name": "reg:expectileerror",
+        "expectile_loss_param": {"expectile_alpha": "[" + ",".join(str(a) for a in alphas) + "]"},
+    }
+    p = tmp_path / "expectile.json"
+    p.write_text(json.dumps(doc))
+    return p, bst, X, doc
+
+
+def test_xgboost_expectile_single_alpha_is_identity(tmp_path):
+    """One alpha: PredTransform and ProbToMargin of expectile_obj.cc only touch outputs 1.., so the
+    prediction is the margin (base_score + trees), as for the quantile model the trees came from."""
+    import xgboost as xgb
+
+    p, bst, X, _ = _expectile_file(tmp_path, [0.5])
+    ens = load_model(str(p))
+    assert ens.transform == "identity" and ens.n_outputs == 1
+    assert ens.provenance["objective"] == "reg:expectileerror"
+    np.testing.assert_array_equal(ens.predict(X).reshape(-1), bst.predict(xgb.DMatrix(X)).astype(np.float64))
+
+
+def test_xgboost_expectile_several_alphas_refused_by_name(tmp_path):
+    from ltrcompile.errors import UnsupportedModelError
+
+    p, _, _, doc = _expectile_file(tmp_path, [0.2, 0.8])
+    with pytest.raises(UnsupportedModelError, match="cumulative softplus") as err:
+        load_model(str(p))
+    assert err.value.field == "objective.expectile_loss_param.expectile_alpha"
+    doc["learner"]["objective"]["expectile_loss_param"]["expectile_alpha"] = "[0.2,0.5,0.8]"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(ModelFormatError, match="3 expectile alphas for a model with 2 outputs"):
+        load_model(str(p))
