@@ -149,7 +149,10 @@ class _WallClock(BaseException):
 def limit_this_process(limits: Limits) -> None:
     """The address-space limit of :func:`run_case_here` runs: this process's size plus ``memory_mb``."""
     cap = _vm_bytes() + limits.memory_mb * (1 << 20)
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))  # soft only: a later shard may set it again
 
 
 def run_case_here(
