@@ -41,7 +41,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from load_service import DATA, NAMES, free_port, load_letor, payloads, pct
+
+if __package__:  # imported (tests/test_service_workers.py) or run as a script
+    from .load_service import DATA, NAMES, free_port, load_letor, payloads, pct
+else:
+    from load_service import DATA, NAMES, free_port, load_letor, payloads, pct
 
 ROOT = Path(__file__).resolve().parent.parent
 

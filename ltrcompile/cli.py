@@ -710,8 +710,7 @@ def _load_scorer(target: str, fmt: str, num_iteration: Any, console: Console) ->
 
 def _note_absent_rule(ens: Any, data: str, console: Console) -> None:
     """Once per run: how entries absent from the svmlight rows of DATA read for this model."""
-    from .datafiles import sniff_format
-    from .exporters.roundtrip import ABSENT_WORDS
+    from .datafiles import ABSENT_WORDS, sniff_format
 
     if sniff_format(data) != "svmlight":
         return
@@ -1444,6 +1443,8 @@ def export_command(
             doc = export_model(ens, to=target, **opts)
         except UnsupportedModelError as exc:
             msg = str(exc).replace("pass exact=False", "pass --approximate")
+            if strict and "compensated sum" in msg:
+                msg = msg.replace("(pass --approximate", "(drop --exact to accept Elasticsearch's summation order, or pass --approximate")
             raise CliError(msg if exc.path else f"file {model}, {msg}", EXIT_UNSUPPORTED) from exc
         except (ValueError, TypeError) as exc:
             if isinstance(exc, LtrCompileError):

@@ -82,6 +82,9 @@ class DataSet:
         return [(self.qid[first[k]], np.flatnonzero(inverse == k)) for k in order]
 
 
+#: how each ``sparse_absent`` rule reads an entry absent from an svmlight row, in words
+ABSENT_WORDS = {"zero": "0", "missing": "missing (NaN)"}
+
 def _fail(path: str, message: str, line: int | None = None) -> InputDataError:
     where = f"file {path}" + (f", line {line}" if line is not None else "")
     return InputDataError(f"{where}: {message}")

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import IRValidationError, ModelFormatError
+from .errors import IRValidationError, LtrCompileError, ModelFormatError
+from .irdoc import DocReader
 
 if TYPE_CHECKING:
     from .network import Network
@@ -906,70 +907,74 @@ class Ensemble:
                 field="version",
             )
         _check_model_types(d.get("model"), path)
-        try:
-            m = d["model"]
-            nodes = d["nodes"]
-            leaf_dim = int(m["leaf_dim"])
-            kw: dict[str, Any] = {
-                f.name: _dec(nodes[f.name], f.dtype) for f in NODE_SCHEMA if not f.optional or f.name in nodes
-            }
-            kw["leaf_value"] = _dec(nodes["leaf_value"], np.float64).reshape(-1, leaf_dim)
-            kw["categories"] = _dec(d["categories"], np.int32)
-            t = d["trees"]
+        r = DocReader(path)
+        m = d["model"]  # an object: _check_model_types
+        nodes = r.obj(d, "nodes", "nodes")
+        leaf_dim = r.integer(m, "leaf_dim", "model.leaf_dim", 1, 2**31 - 1)
+        kw: dict[str, Any] = {
+            f.name: r.key_array(nodes, f.name, f.dtype, f"nodes.{f.name}")
+            for f in NODE_SCHEMA
+            if not f.optional or f.name in nodes
+        }
+        lv = r.key_array(nodes, "leaf_value", np.float64, "nodes.leaf_value")
+        if lv.size % leaf_dim:
+            raise ModelFormatError(f"{lv.size} leaf values for leaf_dim {leaf_dim}", path=path, field="nodes.leaf_value")
+        kw["leaf_value"] = lv.reshape(-1, leaf_dim)
+        kw["categories"] = r.key_array(d, "categories", np.int32, "categories")
+        t = r.obj(d, "trees", "trees")
+        kw.update(
+            tree_offset=r.key_array(t, "offset", np.int64, "trees.offset"),
+            tree_output=r.key_array(t, "output", np.int32, "trees.output"),
+            tree_weight=r.key_array(t, "weight", np.float64, "trees.weight"),
+            tree_bag=r.key_array(t, "bag", np.int32, "trees.bag"),
+        )
+        lin = r.obj(d, "linear", "linear", optional=True) or {"output": [], "feature": [], "weight": []}
+        kw.update(
+            linear_output=r.key_array(lin, "output", np.int32, "linear.output"),
+            linear_feature=r.key_array(lin, "feature", np.int32, "linear.feature"),
+            linear_weight=r.key_array(lin, "weight", np.float64, "linear.weight"),
+        )
+        ll = r.obj(d, "leaf_linear", "leaf_linear", optional=True)
+        if ll is not None:
             kw.update(
-                tree_offset=_dec(t["offset"], np.int64),
-                tree_output=_dec(t["output"], np.int32),
-                tree_weight=_dec(t["weight"], np.float64),
-                tree_bag=_dec(t["bag"], np.int32),
+                leaf_linear_begin=r.key_array(ll, "begin", np.int64, "leaf_linear.begin"),
+                leaf_linear_end=r.key_array(ll, "end", np.int64, "leaf_linear.end"),
+                leaf_linear_const=r.key_array(ll, "const", np.float64, "leaf_linear.const"),
+                leaf_linear_feature=r.key_array(ll, "feature", np.int32, "leaf_linear.feature"),
+                leaf_linear_coeff=r.key_array(ll, "coeff", np.float64, "leaf_linear.coeff"),
             )
-            lin = d.get("linear") or {"output": [], "feature": [], "weight": []}
-            kw.update(
-                linear_output=_dec(lin["output"], np.int32),
-                linear_feature=_dec(lin["feature"], np.int32),
-                linear_weight=_dec(lin["weight"], np.float64),
-            )
-            ll = d.get("leaf_linear")
-            if ll is not None:
-                kw.update(
-                    leaf_linear_begin=_dec(ll["begin"], np.int64),
-                    leaf_linear_end=_dec(ll["end"], np.int64),
-                    leaf_linear_const=_dec(ll["const"], np.float64),
-                    leaf_linear_feature=_dec(ll["feature"], np.int32),
-                    leaf_linear_coeff=_dec(ll["coeff"], np.float64),
-                )
-            fc = m.get("feature_categories")
-            if d.get("network") is not None:
-                from .network import Network
+        if d.get("network") is not None:
+            from .network import Network
 
-                kw["network"] = Network.from_dict(d["network"])
-            ens = cls(
-                **kw,
-                n_features=int(m["n_features"]),
-                n_outputs=int(m["n_outputs"]),
-                feature_names=m.get("feature_names"),
-                input_cast=m["input_cast"],
-                int_input_cast=m.get("int_input_cast", "float64"),
-                input_zero_band=_decf(m.get("input_zero_band", 0.0)),
-                infinite_as_missing=bool(m.get("infinite_as_missing", False)),
-                sparse_absent=m["sparse_absent"],
-                categorical_rule=m["categorical_rule"],
-                accumulate=m["accumulate"],
-                base_score=_dec(m["base_score"], np.float64),
-                average_denominator=None
-                if m.get("average_denominator") is None
-                else _decf(m["average_denominator"]),
-                average_raw=bool(m.get("average_raw", True)),
-                transform=m["transform"],
-                transform_params=dict(m.get("transform_params") or {}),
-                linear_skip_missing=bool(m.get("linear_skip_missing", False)),
-                normalizers=m.get("normalizers"),
-                feature_categories=None if fc is None else {int(k): v for k, v in fc.items()},
-                provenance=Provenance.from_dict(m.get("provenance")),
-            )
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: 2**64 in an int32 array
-            if isinstance(exc, IRValidationError):
-                raise
-            raise ModelFormatError(f"malformed IR document: {exc!r}", path=path) from exc
+            try:
+                kw["network"] = Network.from_dict(r.network(d["network"]))
+            except ValueError as exc:  # Network.from_dict's own refusals (version, weight count)
+                if isinstance(exc, LtrCompileError):
+                    raise
+                raise ModelFormatError(str(exc), path=path, field="network") from None
+        denom = m.get("average_denominator")
+        ens = cls(
+            **kw,
+            n_features=r.integer(m, "n_features", "model.n_features", 0, 2**31 - 1),
+            n_outputs=r.integer(m, "n_outputs", "model.n_outputs", 1, 2**31 - 1),
+            feature_names=m.get("feature_names"),
+            input_cast=r.string(m, "input_cast", "model.input_cast"),
+            int_input_cast=r.string(m, "int_input_cast", "model.int_input_cast", default="float64"),
+            input_zero_band=r.number(m.get("input_zero_band", 0.0), "model.input_zero_band"),
+            infinite_as_missing=r.boolean(m, "infinite_as_missing", "model.infinite_as_missing", False),
+            sparse_absent=r.string(m, "sparse_absent", "model.sparse_absent"),
+            categorical_rule=r.string(m, "categorical_rule", "model.categorical_rule"),
+            accumulate=r.string(m, "accumulate", "model.accumulate"),
+            base_score=r.key_array(m, "base_score", np.float64, "model.base_score"),
+            average_denominator=None if denom is None else r.number(denom, "model.average_denominator"),
+            average_raw=r.boolean(m, "average_raw", "model.average_raw", True),
+            transform=r.string(m, "transform", "model.transform"),
+            transform_params=dict(m.get("transform_params") or {}),
+            linear_skip_missing=r.boolean(m, "linear_skip_missing", "model.linear_skip_missing", False),
+            normalizers=m.get("normalizers"),
+            feature_categories=r.feature_categories(m.get("feature_categories"), "model.feature_categories"),
+            provenance=Provenance.from_dict(r.provenance(m.get("provenance"), "model.provenance")),
+        )
         ens.validate()
         return ens
 

@@ -11,12 +11,13 @@ import json
 import signal
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ltrcompile import limits
-from ltrcompile.cli import EXIT_BAD_INPUT, exit_code_for
+from ltrcompile.cli import EXIT_BAD_INPUT, EXIT_INTERNAL, exit_code_for
 from ltrcompile.errors import InputDataError, ModelFormatError
 from ltrcompile.frontends import elasticsearch as es
 from ltrcompile.frontends import lightgbm as lgbf
@@ -368,3 +369,110 @@ def test_corrupt_pickle_bytes_are_typed(tmp_path):
         p.write_bytes(good[:cut])
         with pytest.raises(ModelFormatError):
             load_model(str(p), format="sklearn-pickle")
+
+
+# ============================================================================ bugs stay bugs
+SEEDS = Path(__file__).parent / "data" / "fuzz" / "seeds"
+
+
+@pytest.mark.parametrize(
+    "module, func, seed, fmt",
+    [
+        ("xgboost", "_parse_tree", "xgboost-json/binary.json", "xgboost-json"),
+        ("ranklib", "_tree_model", "ranklib/lambdamart.txt", "ranklib"),
+        ("elasticsearch", "_native_tree", "es-native/ensemble.json", "es-native"),
+        ("lightgbm", "_dump_tree", "lightgbm-json/regression.json", "lightgbm-json"),
+    ],
+)
+@pytest.mark.parametrize("bug", [KeyError, TypeError, IndexError])
+def test_a_parser_bug_is_not_reported_as_a_bad_file(tmp_path, monkeypatch, module, func, seed, fmt, bug):
+    """A stray KeyError/TypeError inside a frontend is a bug in ltrcompile: it reaches the caller as
+    itself (CLI exit 70, "please report"), never as a ModelFormatError (exit 2) blaming the file."""
+    import importlib
+
+    mod = importlib.import_module(f"ltrcompile.frontends.{module}")
+
+    def broken(*a, **k):
+        raise bug("a bug in the parser")
+
+    monkeypatch.setattr(mod, func, broken)
+    p = tmp_path / Path(seed).name
+    p.write_bytes((SEEDS / seed).read_bytes())
+    with pytest.raises(bug, match="a bug in the parser") as err:
+        load_model(str(p), format=fmt)
+    assert exit_code_for(err.value) == EXIT_INTERNAL
+
+
+def test_ir_document_fields_are_checked_by_name(tmp_path):
+    """The IR reader checks each field's JSON type (it used to map any KeyError/TypeError to
+    'malformed IR document'): the error names the field."""
+    doc = json.loads((SEEDS / "ltrcompile-ir" / "binary.json").read_text())
+    p = tmp_path / "m.ltrc.json"
+    cases = [
+        (lambda d: d["nodes"].__setitem__("left", "0,1"), "nodes.left"),
+        (lambda d: d["nodes"]["threshold"].__setitem__(0, [1]), "nodes.threshold"),
+        (lambda d: d["nodes"]["feature"].__setitem__(0, 2**40), "nodes.feature"),
+        (lambda d: d["model"].pop("leaf_dim"), "model.leaf_dim"),
+        (lambda d: d["model"].__setitem__("n_outputs", "1"), "model.n_outputs"),
+        (lambda d: d["model"].__setitem__("average_raw", [True]), "model.average_raw"),
+        (lambda d: d.__setitem__("trees", []), "trees"),
+        (lambda d: d["model"].__setitem__("provenance", {"iteration_range": 3}), "model.provenance"),
+        (lambda d: d["model"].__setitem__("feature_categories", {"x": [1]}), "model.feature_categories"),
+    ]
+    for edit, field in cases:
+        d = json.loads(json.dumps(doc))
+        edit(d)
+        p.write_text(json.dumps(d))
+        with pytest.raises(ModelFormatError) as err:
+            load_model(str(p), format="ltrcompile-ir")
+        assert err.value.field == field, (field, str(err.value))
+        assert exit_code_for(err.value) == EXIT_BAD_INPUT
+    p.write_text(json.dumps(doc))
+    assert load_model(str(p), format="ltrcompile-ir").n_trees > 0
+
+
+# ============================================================================ XGBoost reg:expectileerror
+def _expectile_file(tmp_path, alphas):
+    """XGBoost 3.3+ writes ``reg:expectileerror``; the installed 3.2 cannot, so the file is a model the
+    library wrote (``reg:quantileerror``, same tree and output layout: one output per alpha, identity
+    for one) with the objective block replaced by what ``ExpectileRegression::SaveConfig`` writes:
+    ``{"name": "reg:expectileerror", "expectile_loss_param": {"expectile_alpha": "[...]"}}``."""
+    xgb = pytest.importorskip("xgboost")
+    rng = np.random.default_rng(0)
+    X = rng.random((200, 4))
+    y = X[:, 0] + rng.normal(0, 0.1, 200)
+    bst = xgb.train({"objective": "reg:quantileerror", "quantile_alpha": alphas, "max_depth": 3, "nthread": 1},
+                    xgb.DMatrix(X, y), 4)
+    doc = json.loads(bst.save_raw("json"))
+    doc["learner"]["objective"] = {
+        "name": "reg:expectileerror",
+        "expectile_loss_param": {"expectile_alpha": "[" + ",".join(str(a) for a in alphas) + "]"},
+    }
+    p = tmp_path / "expectile.json"
+    p.write_text(json.dumps(doc))
+    return p, bst, X, doc
+
+
+def test_xgboost_expectile_single_alpha_is_identity(tmp_path):
+    """One alpha: PredTransform and ProbToMargin of expectile_obj.cc only touch outputs 1.., so the
+    prediction is the margin (base_score + trees), as for the quantile model the trees came from."""
+    import xgboost as xgb
+
+    p, bst, X, _ = _expectile_file(tmp_path, [0.5])
+    ens = load_model(str(p))
+    assert ens.transform == "identity" and ens.n_outputs == 1
+    assert ens.provenance["objective"] == "reg:expectileerror"
+    np.testing.assert_array_equal(ens.predict(X).reshape(-1), bst.predict(xgb.DMatrix(X)).astype(np.float64))
+
+
+def test_xgboost_expectile_several_alphas_refused_by_name(tmp_path):
+    from ltrcompile.errors import UnsupportedModelError
+
+    p, _, _, doc = _expectile_file(tmp_path, [0.2, 0.8])
+    with pytest.raises(UnsupportedModelError, match="cumulative softplus") as err:
+        load_model(str(p))
+    assert err.value.field == "objective.expectile_loss_param.expectile_alpha"
+    doc["learner"]["objective"]["expectile_loss_param"]["expectile_alpha"] = "[0.2,0.5,0.8]"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(ModelFormatError, match="3 expectile alphas for a model with 2 outputs"):
+        load_model(str(p))

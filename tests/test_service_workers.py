@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-from test_service import NAMES, TOKEN, Server, auth, upload
+from test_service import NAMES, ROOT, TOKEN, Server, auth, upload
 from test_service import models as models  # noqa: F401 -- the module fixture, shared
 
 lgb = pytest.importorskip("lightgbm")
@@ -164,3 +164,26 @@ def test_two_servers_on_one_store_directory(tmp_path, models, two_versions):
         if b is not None:
             b.stop()
         a.stop()
+
+
+def test_short_scaleout_load_run(tmp_path):
+    """benchmarks/load_scaleout.py for 6 s (6 clients, activations every 0.5 s, a worker killed at
+    3 s): 0 wrong-version responses, scores exact, failures only on the killed worker's
+    connections (one each), the worker replaced, the store consistent. (The 60 s run with 20
+    clients is the benchmark; docs/service.md has its figures.)"""
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import load_scaleout
+
+    out = tmp_path / "run.json"
+    argv = ["--duration", "6", "--clients", "6", "--trees", "20", "--work", str(tmp_path)]
+    rc = load_scaleout.main([*argv, "--json", str(out)])
+    res = json.loads(out.read_text())
+    assert res["wrong_version"] == 0 and res["wrong_scores"] == 0, res
+    assert res["failed_other"] == 0 and res["connections_failing_more_than_once"] == 0, res
+    assert res["store"]["consistent"], res["store"]
+    assert res["victim_replaced"] and res["activations"] >= 4, res
+    assert res["ok"] > 50 and len(res["responses_by_pid"]) >= 2, res
+    assert rc == 0

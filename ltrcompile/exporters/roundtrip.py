@@ -19,12 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from ..datafiles import ABSENT_WORDS
 from ..edgecases import edge_rows
 from ..ir import Ensemble
 from . import TARGETS
-
-#: how each rule reads an absent svmlight entry, in words
-ABSENT_WORDS = {"zero": "0", "missing": "missing (NaN)"}
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ def load_model(source: Any, format: str = "auto", *, num_iteration: Any = None, 
             size = os.path.getsize(path)
         except OSError:
             size = 0
-        limits.check_features(ens.n_features, size, path=path)
+        limits.check_ensemble(ens, size, path=path)
         prov = ens.provenance
         ens.provenance = prov.with_(
             format=prov.format or fmt, source_file=prov.source_file or os.path.basename(path)

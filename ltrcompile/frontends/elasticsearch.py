@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from .. import normalizers
-from ..errors import IRValidationError, LtrCompileError, ModelFormatError, UnsupportedModelError
+from ..errors import IRValidationError, ModelFormatError, UnsupportedModelError
 from ..ir import Ensemble, Missing, Op, TreeArrays
 from . import ranklib as _ranklib
 
@@ -845,10 +845,6 @@ def from_native_document(doc: Any, *, path: str | None = None, **options: Any) -
         )
     except IRValidationError as exc:
         raise ModelFormatError(exc.reason, path=path, tree=exc.tree, node=exc.node, field=exc.field) from None
-    except LtrCompileError:
-        raise
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise src.err(f"malformed trained model: {exc!r}") from None
     return ens
 
 

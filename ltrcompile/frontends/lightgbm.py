@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import limits
 from ..errors import IRValidationError, ModelFormatError, UnsupportedModelError
 from ..ir import LIGHTGBM_ZERO_BAND, Ensemble, Missing, Op, TreeArrays
 
@@ -204,6 +205,8 @@ class _TextReader:
 
     def __init__(self, text: str, path: str | None) -> None:
         self.path = path
+        self.size = len(text)  # characters of model text: the size limits scale with it
+        self.nodes = 0  # nodes declared so far, all trees together
         self.lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
     def fail(self, msg: str, **where: Any) -> ModelFormatError:
@@ -249,6 +252,7 @@ class _TextReader:
         max_feature_idx = self.header_int(header, "max_feature_idx", 0, MAX_FEATURE_IDX)
         self.header_int(header, "label_index", 0, MAX_FEATURE_IDX)
         n_features = max_feature_idx + 1
+        limits.check_features(n_features, self.size, path=self.path, field="max_feature_idx")
         names = header["feature_names"].split()
         if len(names) != n_features:
             raise self.fail(
@@ -390,6 +394,9 @@ class _TextReader:
         if num_leaves > MAX_NUM_LEAVES:
             raise self.fail(f"num_leaves {num_leaves} > {MAX_NUM_LEAVES} (LightGBM's limit)", tree=t, field="num_leaves")
         n_int = int(num_leaves) - 1
+        self.nodes += 2 * n_int + 1
+        limits.check_nodes(self.nodes, self.size, path=self.path, tree=t, field="num_leaves",
+                           what="node count (this tree and those before it)")
         if not 0 <= num_cat <= n_int:
             raise self.fail(f"num_cat={num_cat} outside [0, {n_int}]", tree=t, field="num_cat")
         is_linear = False
@@ -416,6 +423,7 @@ class _TextReader:
             bounds = ints("cat_boundaries", int(num_cat) + 1)
             if bounds[0] < 0 or np.any(np.diff(bounds) < 0):
                 raise self.fail("must be non-negative and non-decreasing", tree=t, field="cat_boundaries")
+            limits.check_bitset_words(int(bounds[-1]), self.size, path=self.path, tree=t, field="cat_boundaries")
             words = ints("cat_threshold", int(bounds[-1]))
             if words.size and (words.min() < 0 or words.max() > 0xFFFFFFFF):
                 raise self.fail("bitset words must be 32-bit unsigned", tree=t, field="cat_threshold")
@@ -514,7 +522,7 @@ def _bitset_codes(words: np.ndarray) -> np.ndarray:
 
 
 # ============================================================================ dump_model JSON
-def _read_dump(d: Any, path: str | None) -> _RawModel:
+def _read_dump(d: Any, path: str | None, size: int | None = None) -> _RawModel:
     def fail(msg: str, **where: Any) -> ModelFormatError:
         return ModelFormatError(msg, path=path, **where)
 
@@ -542,6 +550,7 @@ def _read_dump(d: Any, path: str | None) -> _RawModel:
     ntpi = get_int("num_tree_per_iteration", 1, MAX_OUTPUTS, default=num_class)
     max_feature_idx = get_int("max_feature_idx", 0, MAX_FEATURE_IDX)
     n_features = max_feature_idx + 1
+    limits.check_features(n_features, size, path=path, field="max_feature_idx")
     names = d.get("feature_names")
     if names is not None:
         if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
@@ -557,7 +566,9 @@ def _read_dump(d: Any, path: str | None) -> _RawModel:
     info = d.get("tree_info")
     if not isinstance(info, list):
         raise fail("required list is missing", field="tree_info")
-    trees = [_dump_tree(entry, t, path) for t, entry in enumerate(info)]
+    limits.check_trees(len(info), size, path=path, field="tree_info")
+    declared = [0]  # nodes declared so far, all trees together
+    trees = [_dump_tree(entry, t, path, size, declared) for t, entry in enumerate(info)]
     cat_feats: list[int] | None = None
     infos = d.get("feature_infos")
     if isinstance(infos, dict) and names is not None:
@@ -579,7 +590,7 @@ def _read_dump(d: Any, path: str | None) -> _RawModel:
     )
 
 
-def _dump_tree(entry: Any, t: int, path: str | None) -> _RawTree:
+def _dump_tree(entry: Any, t: int, path: str | None, size: int | None = None, declared: list[int] | None = None) -> _RawTree:
     def fail(msg: str, node: int | None = None, field: str | None = None) -> ModelFormatError:
         return ModelFormatError(msg, path=path, tree=t, node=node, field=field)
 
@@ -589,6 +600,10 @@ def _dump_tree(entry: Any, t: int, path: str | None) -> _RawTree:
     if isinstance(L, bool) or not isinstance(L, int) or not 1 <= L <= MAX_NUM_LEAVES:
         raise fail(f"must be an integer in [1, {MAX_NUM_LEAVES}], got {L!r}", field="num_leaves")
     n_int = L - 1
+    if declared is not None:  # checked before the arrays are allocated from num_leaves
+        declared[0] += 2 * n_int + 1
+        limits.check_nodes(declared[0], size, path=path, tree=t, field="num_leaves",
+                           what="node count (this tree and those before it)")
     feat = np.full(n_int, -1, np.int64)
     thr = np.zeros(n_int, np.float64)
     dt = np.zeros(n_int, np.int64)
@@ -999,9 +1014,10 @@ def parse_text(text: str, path: str | None = None, **options: Any) -> Ensemble:
     return _to_ensemble(_TextReader(text, path).read(), path, **options)
 
 
-def parse_dump(doc: Any, path: str | None = None, **options: Any) -> Ensemble:
-    """A ``Booster.dump_model()`` dict as an Ensemble."""
-    return _to_ensemble(_read_dump(doc, path), path, **options)
+def parse_dump(doc: Any, path: str | None = None, *, source_bytes: int | None = None, **options: Any) -> Ensemble:
+    """A ``Booster.dump_model()`` dict as an Ensemble; ``source_bytes`` (the file's size) scales the
+    size limits (:mod:`ltrcompile.limits`), None for a dict built in memory."""
+    return _to_ensemble(_read_dump(doc, path, source_bytes), path, **options)
 
 
 def _read(path: str) -> bytes:
@@ -1030,13 +1046,14 @@ def load_text(path: str | os.PathLike[str], **options: Any) -> Ensemble:
 def load_dump_json(path: str | os.PathLike[str], **options: Any) -> Ensemble:
     """Load a JSON file holding ``Booster.dump_model()`` output (same options as :func:`load_text`)."""
     p = os.fspath(path)
+    data = _read(p)
     try:
-        doc = json.loads(_read(p))
+        doc = json.loads(data)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer beyond 4300 digits
         raise ModelFormatError(f"invalid JSON: {exc}", path=p) from exc
     except RecursionError:
         raise ModelFormatError("JSON nested too deeply to read", path=p) from None
-    return parse_dump(doc, p, **options)
+    return parse_dump(doc, p, source_bytes=len(data), **options)
 
 
 FORMATS = {"lightgbm-text": load_text, "lightgbm-json": load_dump_json}

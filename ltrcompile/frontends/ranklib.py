@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from .. import limits
-from ..errors import IRValidationError, LtrCompileError, ModelFormatError
+from ..errors import IRValidationError, ModelFormatError
 from ..ir import Ensemble, Missing, Op, TreeArrays
 
 FORMAT = "ranklib"
@@ -676,12 +676,6 @@ def loads(text: str, *, path: str | None = None, **options: Any) -> Ensemble:
             ens = _linear_model(kind, text, options, src)
     except IRValidationError as exc:
         raise ModelFormatError(exc.reason, path=path, tree=exc.tree, node=exc.node, field=exc.field) from None
-    except LtrCompileError:
-        raise
-    except (ValueError, TypeError) as exc:
-        if isinstance(exc, TypeError) or "feature_names" in str(exc):
-            raise
-        raise src.err(f"malformed RankLib model: {exc}") from None
     if bom:
         ens.provenance = ens.provenance.with_(utf8_bom_stripped=True)
     return ens

@@ -609,6 +609,7 @@ def _tree_ensemble(
     n_trees = _scalar(d, "n_trees", int, path)
     if n_trees < 1:
         raise ModelFormatError("no trees", path=path, field="n_trees")
+    limits.check_trees(n_trees, _payload_bytes(d), path=path, field="n_trees")
     if family == "tree" and n_trees != 1:
         raise ModelFormatError(f"{name} must have exactly one tree", path=path, field="n_trees")
     gb = family == "gb"
@@ -756,6 +757,7 @@ def _hgb_ensemble(
     common: dict[str, Any],
 ) -> Ensemble:
     n_iter = _scalar(d, "n_iterations", int, path)
+    limits.check_trees(n_iter, _payload_bytes(d), path=path, field="n_iterations", what="iteration count")
     K = _scalar(d, "K", int, path)
     loss = _scalar(d, "loss", str, path)
     if n_iter < 0 or K < 1:

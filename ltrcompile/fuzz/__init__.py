@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .mutate import mutate
-from .runner import BAD, OUTCOMES, Limits, Result, run_case
+from .runner import BAD, OUTCOMES, Limits, Result, run_case, run_case_here
 from .targets import SEEDS_DIR, TARGETS, Target
 
 __all__ = [
@@ -57,9 +57,11 @@ def run_campaign(
     limits: Limits = DEFAULT_LIMITS,
     findings_dir: Path | None = None,
     seeds_dir: Path = SEEDS_DIR,
+    in_process: bool = False,
 ) -> Campaign:
     """Cases ``start, start+step, ...`` (below ``cases``) of one target; defects saved to
-    ``findings_dir/<target>/case<i>.bin`` with a ``.txt`` saying what happened."""
+    ``findings_dir/<target>/case<i>.bin`` with a ``.txt`` saying what happened. ``in_process``: run
+    each case here (:func:`.runner.run_case_here`) instead of in a forked child."""
     seeds = target.seeds(seeds_dir)
     if not seeds:
         raise FileNotFoundError(f"no seed files for {target.name} under {seeds_dir}")
@@ -67,7 +69,7 @@ def run_campaign(
     c = Campaign(target.name)
     for i in range(start, cases, step):
         data, how = case_bytes(target, seeds, run_seed, i)
-        res = run_case(target.run, data, target.is_typed, limits)
+        res = (run_case_here if in_process else run_case)(target.run, data, target.is_typed, limits)
         c.cases += 1
         c.counts[res.outcome] += 1
         c.seconds += res.seconds

@@ -24,13 +24,16 @@ from . import (
     replay,
     run_campaign,
 )
+from .runner import limit_this_process
 
 
-def _shard(args: tuple[str, int, int, int, int, Limits, str | None]) -> Campaign:
-    name, cases, seed, start, step, limits, findings = args
+def _shard(args: tuple[str, int, int, int, int, Limits, str | None, bool]) -> Campaign:
+    name, cases, seed, start, step, limits, findings, in_process = args
+    if in_process:
+        limit_this_process(limits)
     return run_campaign(
         TARGETS[name], cases, run_seed=seed, start=start, step=step, limits=limits,
-        findings_dir=Path(findings) if findings else None,
+        findings_dir=Path(findings) if findings else None, in_process=in_process,
     )
 
 
@@ -52,7 +55,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     ctx = get_context("fork")
     with ProcessPoolExecutor(max_workers=a.jobs, mp_context=ctx) as pool:
         for name in names:
-            jobs = [(name, a.cases, a.seed, k, a.jobs, limits, a.findings) for k in range(a.jobs)]
+            jobs = [(name, a.cases, a.seed, k, a.jobs, limits, a.findings, a.in_process) for k in range(a.jobs)]
             c = _merge(list(pool.map(_shard, jobs)))
             results.append(c)
             print(markdown_table([c]).splitlines()[-1], flush=True)
@@ -62,7 +65,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     print()
     print(table)
     meta = {
-        "cases_per_target": a.cases, "run_seed": a.seed, "jobs": a.jobs,
+        "cases_per_target": a.cases, "run_seed": a.seed, "jobs": a.jobs, "in_process": a.in_process,
         "limits": {"wall_s": a.wall, "cpu_s": a.cpu, "memory_mb": a.memory_mb},
         "python": sys.version.split()[0], "machine": platform.platform(), "cpus": os.cpu_count(),
         "wall_seconds": round(time.time() - t0, 1),
@@ -115,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--memory-mb", type=int, default=1024, help="extra address space per case")
     r.add_argument("--findings", default="fuzz-findings", help="where defects are saved ('' = nowhere)")
     r.add_argument("--json", help="also write the results as JSON")
+    r.add_argument(
+        "--in-process", action="store_true",
+        help="run each case in the worker process (no fork per case: ~10x faster on a busy machine; "
+        "hangs cut by SIGALRM, memory by one address-space limit; a crash ends the run)",
+    )
     r.add_argument("targets", nargs="*", metavar="TARGET")
     r.set_defaults(fn=cmd_run)
     rp = sub.add_parser("replay", help="run the fixed replay corpus")

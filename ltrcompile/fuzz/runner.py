@@ -140,3 +140,51 @@ def run_case(
             return Result(HANG, f"stopped by {signal.Signals(sig).name} (CPU limit)", seconds)
         return Result(CRASH, f"killed by {signal.Signals(sig).name}", seconds)
     return Result(CRASH, f"exited with status {os.WEXITSTATUS(status)} without reporting", seconds)
+
+
+class _WallClock(BaseException):
+    """Raised by the in-process wall-clock alarm (a BaseException: no ``except Exception`` eats it)."""
+
+
+def limit_this_process(limits: Limits) -> None:
+    """The address-space limit of :func:`run_case_here` runs: this process's size plus ``memory_mb``."""
+    cap = _vm_bytes() + limits.memory_mb * (1 << 20)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))  # soft only: a later shard may set it again
+
+
+def run_case_here(
+    fn: Callable[[bytes], object], data: bytes, is_typed: Callable[[BaseException], bool], limits: Limits | None = None
+) -> Result:
+    """``fn(data)`` in this process: no fork, so about ten times as many cases per second on a busy
+    machine, for sweeps that look for untyped errors. A hang is cut by a SIGALRM at ``wall_s`` (only
+    between Python bytecodes), a memory blowup is a ``MemoryError`` under :func:`limit_this_process`,
+    and a crash ends the whole run: use the forked :func:`run_case` (the default) for the record."""
+    limits = limits or Limits()
+
+    def alarm(signum: int, frame: object) -> None:
+        raise _WallClock
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    t0 = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, limits.wall_s)
+    try:
+        fn(data)
+        outcome, detail = LOADED, ""
+    except _WallClock:
+        outcome, detail = HANG, f"no answer within {limits.wall_s} s (in process)"
+    except MemoryError as exc:
+        outcome, detail = MEMORY, f"MemoryError: {exc}"[:500]
+    except BaseException as exc:  # noqa: BLE001 - classifying every exception is the point
+        if is_typed(exc):
+            outcome, detail = TYPED, f"{type(exc).__name__}: {exc}"[:300]
+        else:
+            tb = traceback.extract_tb(exc.__traceback__)
+            where = f"{tb[-1].filename}:{tb[-1].lineno}" if tb else "?"
+            outcome, detail = UNTYPED, f"{type(exc).__name__}: {str(exc)[:300]} at {where}"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    return Result(outcome, detail, time.monotonic() - t0)
