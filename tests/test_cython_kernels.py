@@ -35,7 +35,7 @@ def _parity(ens: Ensemble, s, X: np.ndarray, what: str) -> None:
         assert_bit_equal(np.asarray(s.predict_one(X[i])), want[i], f"{what} predict_one {i}")
 
 
-CODES = np.array([np.nan, -0.0, 0.0, -0.5, -1.0, -1.5, 0.5, 1.0, 3.0, 3.7, 39.0, 70001.0, 2.0**24 - 1, 2.0**24,
+CODES = np.array([np.nan, -0.0, 0.0, -0.5, -1.0, -1.5, 0.5, 1.0, 3.0, 3.7, 31.0, 32.0, 39.0, 63.0, 64.0, 65.0, 70001.0, 2.0**24 - 1, 2.0**24,
                   2.0**31 - 1, 2.0**31, 2.0**32 + 3, -(2.0**31), 1e300, np.inf, -np.inf])
 
 

@@ -84,6 +84,9 @@ def _cat_condition(lm: LoweredModel, n: int, set_name: str, sets: list[str]) -> 
         codes = S.sorted_codes(s)
         sets.append(f"static const int32_t {set_name}[{codes.size}] = {{{c_int_array(codes)}}};")
         inexpr = f"ltrc_cin_sorted({code}, {set_name}, {codes.size})"
+    elif int(S.n[s]) <= 64:  # the bitset as a 64-bit literal
+        words = [int(w) for w in S.bitset(s).tolist()] + [0]
+        inexpr = f"ltrc_cin_u64({code}, {words[0] | (words[1] << 32)}ull, {int(S.n[s])})"
     else:
         words = S.bitset(s)
         sets.append(f"static const uint32_t {set_name}[{words.size}] = {{{c_int_array(words)}}};")
