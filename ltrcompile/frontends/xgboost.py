@@ -909,6 +909,7 @@ def _dump_tree_arrays(
                 isinstance(v, int | float) and not isinstance(v, bool) for v in vals
             ):
                 raise src.err(f"leaf must be {K} number(s), got {leaf!r}", tree=tid, node=nid, field="leaf")
+            _check_float64(vals, src, tid, nid, "leaf")
             with np.errstate(over="ignore"):
                 v32 = np.asarray(vals, np.float64).astype(F32)
             if not np.all(np.isfinite(v32)):
@@ -963,6 +964,7 @@ def _dump_tree_arrays(
         else:
             if isinstance(cond, bool) or not isinstance(cond, int | float):
                 raise src.err(f"split_condition must be a number, got {cond!r}", tree=tid, node=nid, field="split_condition")
+            _check_float64([cond], src, tid, nid, "split_condition")
             with np.errstate(over="ignore"):
                 t32 = float(F32(cond))
             arr.threshold[i] = -math.inf if math.isnan(t32) else t32
@@ -977,11 +979,19 @@ def _dump_tree_arrays(
     return arr, max_feature
 
 
+def _check_float64(values: list[Any], src: _Src, tid: int, nid: int, field: str) -> None:
+    """JSON integers beyond float64 (``1`` followed by 400 digits): XGBoost's reader refuses them."""
+    for v in values:
+        if isinstance(v, int) and abs(v) >= 2**1024:
+            raise src.err(f"integer of {v.bit_length()} bits is out of float64 range", tree=tid, node=nid, field=field)
+
+
 def _dump_cover(arr: TreeArrays, i: int, nd: dict[str, Any], tid: int, nid: int, src: _Src) -> None:
     """``cover`` of a ``with_stats`` dump node (the float sum_hess, printed round-trip exact)."""
     if "cover" not in nd:
         return
     c = nd["cover"]
+    _check_float64([c], src, tid, nid, "cover")
     if isinstance(c, bool) or not isinstance(c, int | float) or not (math.isfinite(c) and c >= 0):
         raise src.err(f"cover must be a finite number >= 0, got {c!r}", tree=tid, node=nid, field="cover")
     if arr.cover is None:
