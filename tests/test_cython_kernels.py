@@ -106,3 +106,28 @@ def test_unknown_isa_is_refused() -> None:
         cy_compile(ensemble(1), isa="sse9", progress=False)
     assert isa_mod.check_cpu({"level": "avx9"}, "x") is not None
     assert isa_mod.check_cpu(None, "x") is None
+
+
+def test_auto_picks_straight_line_code_for_small_unbalanced_models() -> None:
+    """Small LightGBM leaf-wise models (unbalanced trees) -> ifelse; XGBoost depth-wise trees of the
+    same size and large leaf-wise models -> datadriven (the winners measured on the bench models)."""
+    import lightgbm as lgb
+    import xgboost as xgb
+
+    from ltrcompile.backends.cython.codegen import IFELSE_SMALL_NODES, choose_strategy, unbalanced
+    from ltrcompile.backends.cython.lowering import lower
+    from ltrcompile.frontends import load_model
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 8))
+    y = X[:, 0] * X[:, 1] + np.sin(3 * X[:, 2]) + 0.1 * rng.normal(size=3000)
+    small = lgb.train({"num_leaves": 31, "verbose": -1, "min_data_in_leaf": 5}, lgb.Dataset(X, y), 40)
+    ens = load_model(small)
+    assert unbalanced(lower(ens)) and int((ens.left >= 0).sum()) <= IFELSE_SMALL_NODES
+    assert choose_strategy(ens, "auto") == "ifelse"
+    big = lgb.train({"num_leaves": 31, "verbose": -1, "min_data_in_leaf": 5}, lgb.Dataset(X, y), 400)
+    assert choose_strategy(load_model(big), "auto") == "datadriven"
+    bal = xgb.train({"max_depth": 6, "verbosity": 0}, xgb.DMatrix(X, y), 40)
+    ens = load_model(bal)
+    assert not unbalanced(lower(ens))
+    assert choose_strategy(ens, "auto") == "datadriven"
