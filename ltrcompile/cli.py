@@ -1256,7 +1256,7 @@ def _spark_score(target: str, data: str, output: str, master: str, features: str
         for n in notes:
             console.note(n)
     run_score_job(model, data, output, master=master, features=parse_features(features),
-                  raw_score=bool(raw_score), echo=click.echo)
+                  raw_score=bool(raw_score), echo=click.echo, name=os.path.basename(os.path.normpath(target)))
     return EXIT_OK
 
 

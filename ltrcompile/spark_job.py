@@ -138,16 +138,19 @@ def run_score_job(
     on_mismatch: str = "rebuild",
     output_col: str = "score",
     echo: Callable[[str], Any] | None = print,
+    name: str | None = None,
 ) -> JobResult:
     """Read Parquet, score with :func:`ltrcompile.spark.score`, write Parquet (mode overwrite).
 
     ``model``: anything :func:`ltrcompile.spark.ship` takes (compiled here, on the driver, when it
     is a model file or an Ensemble). ``features``: column names (one per model feature, in model
-    order) or one vector/array column; None binds the model's feature names.
+    order) or one vector/array column; None binds the model's feature names. ``name``: for the
+    Spark application's name (default: the model path's last component).
     """
     t0 = time.perf_counter()
     shipped = ship(model)
-    name = Path(model).name if isinstance(model, str | os.PathLike) else type(model).__name__
+    if name is None:
+        name = Path(model).name if isinstance(model, str | os.PathLike) else type(model).__name__
     spark = session(master, f"ltrcompile score {name}")
     try:
         df = spark.read.parquet(input_path)
