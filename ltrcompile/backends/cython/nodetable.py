@@ -3,7 +3,9 @@
 Each internal node of the generic table becomes ``{threshold | set id, feature | flags << 24, {left,
 right}}`` where a child is an internal-node index (``>= 0``) or ``~leaf`` (tree-local leaf index).
 Flags carry what the straight-line strategy folds into its code: where NaN goes, ``<`` vs ``<=``,
-categorical sets, LightGBM's zero default and the input band. Trees of plain numerical nodes go to
+categorical sets, LightGBM's zero default and the input band; a categorical node's feature field
+names the row's category-code column (converted once per row), not the feature. Trees of plain
+numerical nodes go to
 the branch-free table instead. Every decision comes from :class:`~.lowering.LoweredModel`; this
 module only lays it out. The traversal kernel in ``ltrc_driver.c.j2`` is specialised on which flags
 the model uses.
