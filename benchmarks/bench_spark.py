@@ -2,7 +2,8 @@
 
 On the two 500-tree demo rankers of ``benchmarks/models.py`` (trained there with fixed seeds, cached,
 reloaded from their saved files), over ``--rows`` rows (default 1,000,000: the bundled lambdarank
-rows tiled, 300 double columns plus rid/qid, written once as ``--files`` Parquet files), at each
+rows tiled, 300 double columns plus rid/qid, written once as ``--files`` Parquet files; with
+``--layout array`` one ``array<double>`` column ``x`` instead, which every engine then reads), at each
 ``--masters`` (default ``local[1]`` and ``local[2]``), side by side in one run:
 
 * ``ltrcompile``: :func:`ltrcompile.spark.score` (Arrow UDF, artifact broadcast, per-worker cache);
@@ -24,7 +25,7 @@ are noisy: the machine facts and the load average before/after are recorded.
 Usage::
 
     python -m benchmarks.bench_spark [--rows 1000000] [--masters 'local[1],local[2]'] [--batch 10000]
-                                     [--reps 1] [--out bench-results/spark]
+                                     [--layout columns|array] [--reps 1] [--out bench-results/spark]
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ NAMES = [f"Column_{i}" for i in range(N_FEATURES)]  # LightGBM's names for numpy
 
 
 # ---------------------------------------------------------------- data
-def write_parquet(pool: np.ndarray, rows: int, files: int, out: Path) -> Path:
-    """``rows`` rows (``pool`` tiled) as ``files`` Parquet files: rid, qid, Column_0..299 (double)."""
+def write_parquet(pool: np.ndarray, rows: int, files: int, out: Path, layout: str = "columns") -> Path:
+    """``rows`` rows (``pool`` tiled) as ``files`` Parquet files: rid, qid and either Column_0..299
+    (double; ``layout="columns"``) or one ``array<double>`` column ``x`` (``layout="array"``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -64,14 +66,22 @@ def write_parquet(pool: np.ndarray, rows: int, files: int, out: Path) -> Path:
         X = pool[idx]
         cols = {"rid": pa.array(np.arange(lo, hi, dtype=np.int64)),
                 "qid": pa.array(np.arange(lo, hi, dtype=np.int64) // 30)}
-        cols.update({n: pa.array(X[:, j]) for j, n in enumerate(NAMES)})
+        if layout == "array":
+            offsets = pa.array(np.arange(0, X.size + 1, N_FEATURES, dtype=np.int32))
+            cols["x"] = pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(X).reshape(-1)))
+        else:
+            cols.update({n: pa.array(X[:, j]) for j, n in enumerate(NAMES)})
         pq.write_table(pa.table(cols), out / f"part-{k:03d}.parquet", row_group_size=50_000)
     (out / "_ROWS").write_text(f"{rows} {files}")
     return out
 
 
 # ---------------------------------------------------------------- engines (DataFrame -> rid, qid, score)
-def _identity(df: Any, gather: bool) -> Any:
+def _feature_cols(layout: str) -> list[str]:
+    return ["x"] if layout == "array" else list(NAMES)
+
+
+def _identity(df: Any, gather: bool, layout: str = "columns") -> Any:
     """An Arrow UDF over the feature columns doing no scoring: returns column 0 (or, with ``gather``,
     first builds the scorer's row-major matrix exactly as ltrcompile.spark does and returns zeros)."""
     import warnings
@@ -81,9 +91,13 @@ def _identity(df: Any, gather: bool) -> Any:
 
     from ltrcompile.spark import Binding, batch_matrix
 
-    binding = Binding(tuple(NAMES), "columns", "float64")
+    binding = Binding(tuple(_feature_cols(layout)), "columns" if layout == "columns" else "array", "float64")
 
     def first(*arrays: Any) -> Any:
+        if layout == "array":  # a list column cannot come back as a double: return zeros
+            import pyarrow as pa
+
+            return pa.array(np.zeros(len(arrays[0])))
         return arrays[0]
 
     def matrix(*arrays: Any) -> Any:
@@ -95,28 +109,29 @@ def _identity(df: Any, gather: bool) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         udf = F.arrow_udf(matrix if gather else first, T.DoubleType(), F.ArrowUDFType.SCALAR)
-    return df.select("rid", "qid", udf(*[F.col(n) for n in NAMES]).alias("score"))
+    return df.select("rid", "qid", udf(*[F.col(n) for n in _feature_cols(layout)]).alias("score"))
 
 
-def _ours(df: Any, artifact: Any) -> Any:
+def _ours(df: Any, artifact: Any, layout: str = "columns") -> Any:
     from ltrcompile import spark as lspark
 
-    return lspark.score(df, artifact, features=NAMES).select("rid", "qid", "score")
+    feats: Any = "x" if layout == "array" else NAMES
+    return lspark.score(df, artifact, features=feats).select("rid", "qid", "score")
 
 
-def _xgboost_spark(df: Any, model_path: Path) -> Any:
+def _xgboost_spark(df: Any, model_path: Path, layout: str = "columns") -> Any:
     import xgboost as xgb
     from xgboost.spark import SparkXGBRanker, SparkXGBRankerModel
 
     ranker = xgb.XGBRanker(n_jobs=1)
     ranker.load_model(str(model_path))
-    est = SparkXGBRanker(features_col=NAMES, prediction_col="score", qid_col="qid")
+    est = SparkXGBRanker(features_col="x" if layout == "array" else NAMES, prediction_col="score", qid_col="qid")
     # what SparkXGBRanker.fit() returns, with the already-trained booster instead of a Spark training
     m = est._copyValues(SparkXGBRankerModel(xgb_sklearn_model=ranker))  # noqa: SLF001
     return m.transform(df).select("rid", "qid", "score")
 
 
-def _lightgbm_map_in_pandas(df: Any, model_path: Path) -> Any:
+def _lightgbm_map_in_pandas(df: Any, model_path: Path, layout: str = "columns") -> Any:
     bc = df.sparkSession.sparkContext.broadcast(Path(model_path).read_text())
     names = list(NAMES)
 
@@ -128,7 +143,8 @@ def _lightgbm_map_in_pandas(df: Any, model_path: Path) -> Any:
             booster = lgb.Booster(model_str=bc.value)
             lgb._ltrc_bench_booster = booster
         for pdf in batches:
-            s = booster.predict(pdf[names].to_numpy(), num_threads=1)
+            X = np.stack(pdf["x"].to_numpy()) if layout == "array" else pdf[names].to_numpy()
+            s = booster.predict(X, num_threads=1)
             yield pdf[["rid", "qid"]].assign(score=s)
 
     return df.mapInPandas(predict, "rid long, qid long, score double")
@@ -188,11 +204,13 @@ def bench(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     arts = {m: ltrcompile.compile(str(bm.path), progress=False) for m, bm in bms.items()}
     pool = np.ascontiguousarray(datasets.load("lambdarank").pool())
     work = args.workdir
-    big = write_parquet(pool, args.rows, args.files, work / f"rows-{args.rows}")
-    small = write_parquet(pool, 20_000, 2, work / "rows-warmup")
+    sfx = "" if args.layout == "columns" else "-array"
+    big = write_parquet(pool, args.rows, args.files, work / f"rows-{args.rows}{sfx}", args.layout)
+    small = write_parquet(pool, 20_000, 2, work / f"rows-warmup{sfx}", args.layout)
     facts = machine.facts()
     res: dict[str, Any] = {
         "machine": facts, "rows": args.rows, "files": args.files, "batch": args.batch, "reps": args.reps,
+        "layout": args.layout,
         "models": {m: {"path": str(bm.path), "n_trees": bm.n_trees, "artifact_kib": sum(
             f.stat().st_size for f in Path(arts[m].path).iterdir() if f.is_file()) / 1024} for m, bm in bms.items()},
         "versions": _versions(), "loadavg_before": machine.loadavg(), "masters": {},
@@ -205,32 +223,32 @@ def bench(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     for master in args.masters:
         spark = _session(master, args.batch)
         try:
-            res["masters"][master] = _bench_master(spark, bms, arts, big, small, pool, args.reps, log)
+            res["masters"][master] = _bench_master(spark, bms, arts, big, small, pool, args.reps, args.layout, log)
         finally:
             spark.stop()
         res["loadavg_after_" + master] = machine.loadavg()
     return res
 
 
-def _engines(bms: dict[str, Any], arts: dict[str, Any]) -> list[tuple[str, str, Any]]:
+def _engines(bms: dict[str, Any], arts: dict[str, Any], layout: str) -> list[tuple[str, str, Any]]:
     """(model id or '', engine name, DataFrame -> scored frame), in the order they are timed."""
     eng: list[tuple[str, str, Any]] = [
-        ("", "scan", lambda df: df.select("rid", "qid", *NAMES)),
-        ("", "arrow identity", lambda df: _identity(df, gather=False)),
-        ("", "arrow + matrix", lambda df: _identity(df, gather=True)),
+        ("", "scan", lambda df: df.select("rid", "qid", *_feature_cols(layout))),
+        ("", "arrow identity", lambda df: _identity(df, False, layout)),
+        ("", "arrow + matrix", lambda df: _identity(df, True, layout)),
     ]
     for mid, bm in bms.items():
-        eng.append((mid, "ltrcompile", lambda df, a=arts[mid]: _ours(df, a)))
+        eng.append((mid, "ltrcompile", lambda df, a=arts[mid]: _ours(df, a, layout)))
         if bm.spec.library == "xgboost":
-            eng.append((mid, "xgboost.spark", lambda df, p=bm.path: _xgboost_spark(df, p)))
+            eng.append((mid, "xgboost.spark", lambda df, p=bm.path: _xgboost_spark(df, p, layout)))
         else:
-            eng.append((mid, "lightgbm mapInPandas", lambda df, p=bm.path: _lightgbm_map_in_pandas(df, p)))
+            eng.append((mid, "lightgbm mapInPandas", lambda df, p=bm.path: _lightgbm_map_in_pandas(df, p, layout)))
     return eng
 
 
 def _bench_master(spark: Any, bms: dict[str, Any], arts: dict[str, Any], big: Path, small: Path,
-                  pool: np.ndarray, reps: int, log: Any) -> dict[str, Any]:
-    eng = _engines(bms, arts)
+                  pool: np.ndarray, reps: int, layout: str, log: Any) -> dict[str, Any]:
+    eng = _engines(bms, arts, layout)
     sdf = spark.read.parquet(str(small))
     agree: dict[str, float] = {}
     for mid, name, fn in eng:  # warm-up: workers started, models loaded, engines agree
@@ -280,7 +298,7 @@ def _versions() -> dict[str, str]:
 
 def table(res: dict[str, Any]) -> str:
     """The Markdown table: rows/s per master and engine, the ratio to the alternative, the split."""
-    lines = [f"{res['rows']:,} rows, {res['files']} Parquet files, maxRecordsPerBatch {res['batch']}, "
+    lines = [f"{res['rows']:,} rows, features as {res.get('layout', 'columns')}, {res['files']} Parquet files, maxRecordsPerBatch {res['batch']}, "
              f"best of {res['reps']}; {machine.one_line(res['machine'])}; load {res['loadavg_before']}", "",
              "| master | model | ltrcompile rows/s | alternative | alternative rows/s | ratio |",
              "|---|---|---:|---|---:|---:|"]
@@ -311,6 +329,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--models", type=lambda s: s.split(","), default=DEFAULT_MODELS)
     ap.add_argument("--batch", type=int, default=10_000, help="spark.sql.execution.arrow.maxRecordsPerBatch")
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--layout", choices=["columns", "array"], default="columns",
+                    help="features as 300 double columns, or as one array<double> column x (every engine reads the same)")
     ap.add_argument("--inproc-rows", type=int, default=200_000)
     ap.add_argument("--workdir", type=Path, default=models.DEFAULT_CACHE / "spark")
     ap.add_argument("--out", type=Path, default=Path("bench-results/spark"))
