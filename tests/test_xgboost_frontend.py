@@ -25,6 +25,7 @@ import ctypes.util
 import json
 import math
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -687,7 +688,10 @@ def test_nonstandard_tokens_ids_and_deleted_nodes(rank, tmp_path):
     Xtr, ytr = rank[0], rank[1]
     d = xgb.DMatrix(Xtr, ytr, nthread=1)
     bst = train({"objective": "reg:squarederror", "max_depth": 6}, d, 6)
-    with pytest.warns(UserWarning, match="updater"):
+    # XGBoost warns about the deprecated updater only once per process, so whether it warns here
+    # depends on test order: silence it rather than expect it
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*updater.*", category=UserWarning)
         pruned = xgb.train({"process_type": "update", "updater": "prune", "gamma": 40.0, "nthread": 1},
                            d, 6, xgb_model=bst)
     doc = json.loads(pruned.save_raw("json"))
