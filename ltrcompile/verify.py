@@ -560,15 +560,36 @@ def _native_predictions(nat: NativeModel, Xs: list[np.ndarray]) -> dict[str, Any
 _WORKER = "import sys; from ltrcompile.verify import _worker_main; sys.exit(_worker_main(sys.argv[1:]))"
 
 
+def _import_native_library(path: str, ens: Ensemble) -> None:
+    """Import the library that will score ``path`` (nothing when there is none or it is absent)."""
+    import importlib
+
+    try:
+        lib = _native_library(path, ens)
+    except NativeUnavailable:
+        return
+    for mod in ("sklearn", "joblib") if lib == "pickle" else (lib,):
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            pass
+
+
 def _worker_main(argv: list[str]) -> int:
     """Child process of :func:`_isolated_predictions`: load the source with its library, predict."""
     import json
 
+    from . import memlimit
+
+    budget = memlimit.lift()  # a limited parent's budget, re-applied below after the library import
     d = argv[0]
     with open(os.path.join(d, "in.json"), encoding="utf-8") as fh:
         meta = json.load(fh)
     with open(os.path.join(d, "ir.json"), encoding="utf-8") as fh:
         ens = Ensemble.from_json(fh.read())
+    if budget > 0:
+        _import_native_library(meta["source"], ens)
+        memlimit.rebudget(budget)
     with np.load(os.path.join(d, "in.npz")) as z:
         Xs = [z[f"x{i}"] for i in range(int(meta["blocks"]))]
     info: dict[str, Any] = {}

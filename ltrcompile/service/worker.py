@@ -22,6 +22,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from .. import memlimit
+
 EXIT_BAD_UPLOAD = 3
 EXIT_MEMORY = 4
 EXIT_INTERNAL = 5
@@ -48,17 +50,6 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def address_space() -> int:
-    """This process's current virtual size in bytes (``VmSize``), 0 where unknown."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
 def set_cpu_limit(cpu_s: float) -> None:
     """CPU seconds: SIGXCPU at the soft limit, SIGKILL 5 s later (the compiler inherits it)."""
     if cpu_s > 0:
@@ -69,10 +60,9 @@ def set_cpu_limit(cpu_s: float) -> None:
 def set_memory_limit(memory_mb: float) -> None:
     """Address space: ``memory_mb`` beyond what the process maps once its libraries are imported
     (so the limit measures the upload's work, not the interpreter); a hit is a MemoryError in
-    Python and a failed allocation in C. The compiler processes inherit the same cap."""
-    if memory_mb > 0:
-        limit = address_space() + int(memory_mb * 2**20)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    Python and a failed allocation in C. The compiler processes inherit the same cap; the native
+    reference child re-applies the budget after importing its library (:mod:`ltrcompile.memlimit`)."""
+    memlimit.limit(memory_mb)
 
 
 def _preload() -> None:
