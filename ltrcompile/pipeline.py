@@ -361,11 +361,12 @@ def _sha256(path: str) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+    """``x`` with numpy scalars, tuples and paths turned into what :mod:`json` writes."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, Path):
@@ -374,7 +375,7 @@ def _jsonable(x: Any) -> Any:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(_jsonable(obj), indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(jsonable(obj), indent=2) + "\n", encoding="utf-8")
 
 
 def _record(loaded: Loaded, build: BuildOptions, verify: VerifyOptions, extra: dict[str, Any]) -> dict[str, Any]:

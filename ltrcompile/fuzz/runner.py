@@ -20,6 +20,8 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .. import memlimit
+
 #: outcome classes, in the order the table shows them
 LOADED = "loaded"
 TYPED = "typed error"
@@ -52,37 +54,30 @@ class Typed(Exception):
     """Raised by a target's ``classify`` hook to mark an exception as an intended (typed) error."""
 
 
-def _vm_bytes() -> int:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+def outcome_of(exc: BaseException, is_typed: Callable[[BaseException], bool]) -> tuple[str, str]:
+    """The outcome class and detail of an exception a case raised (the one rule for both runners)."""
+    if isinstance(exc, MemoryError):
+        return MEMORY, f"MemoryError: {exc}"[:500]
+    if is_typed(exc):
+        return TYPED, f"{type(exc).__name__}: {exc}"[:300]
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f"{tb[-1].filename}:{tb[-1].lineno}" if tb else "?"
+    return UNTYPED, f"{type(exc).__name__}: {str(exc)[:300]} at {where}"
 
 
 def _child(fn: Callable[[bytes], object], data: bytes, limits: Limits, is_typed: Callable[[BaseException], bool], w: int) -> None:
     outcome, detail = UNTYPED, ""
     try:
         faulthandler.disable()  # a crash is reported by the parent, not dumped by the child
-        cap = _vm_bytes() + limits.memory_mb * (1 << 20)
+        cap = memlimit.address_space() + limits.memory_mb * (1 << 20)
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         try:
             fn(data)
             outcome = LOADED
-        except MemoryError as exc:
-            outcome, detail = MEMORY, f"MemoryError: {exc}"[:500]
         except BaseException as exc:  # noqa: BLE001 - classifying every exception is the point
-            if is_typed(exc):
-                outcome, detail = TYPED, f"{type(exc).__name__}: {exc}"[:300]
-            else:
-                tb = traceback.extract_tb(exc.__traceback__)
-                where = f"{tb[-1].filename}:{tb[-1].lineno}" if tb else "?"
-                outcome, detail = UNTYPED, f"{type(exc).__name__}: {str(exc)[:300]} at {where}"
+            outcome, detail = outcome_of(exc, is_typed)
     except BaseException as exc:  # noqa: BLE001
         outcome, detail = UNTYPED, f"fuzz harness: {type(exc).__name__}: {exc}"[:300]
     try:
@@ -147,12 +142,9 @@ class _WallClock(BaseException):
 
 
 def limit_this_process(limits: Limits) -> None:
-    """The address-space limit of :func:`run_case_here` runs: this process's size plus ``memory_mb``."""
-    cap = _vm_bytes() + limits.memory_mb * (1 << 20)
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        cap = min(cap, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))  # soft only: a later shard may set it again
+    """The address-space limit of :func:`run_case_here` runs: this process's size plus ``memory_mb``
+    (soft only: a later shard may set it again)."""
+    memlimit.limit(limits.memory_mb)
 
 
 def run_case_here(
@@ -175,15 +167,8 @@ def run_case_here(
         outcome, detail = LOADED, ""
     except _WallClock:
         outcome, detail = HANG, f"no answer within {limits.wall_s} s (in process)"
-    except MemoryError as exc:
-        outcome, detail = MEMORY, f"MemoryError: {exc}"[:500]
     except BaseException as exc:  # noqa: BLE001 - classifying every exception is the point
-        if is_typed(exc):
-            outcome, detail = TYPED, f"{type(exc).__name__}: {exc}"[:300]
-        else:
-            tb = traceback.extract_tb(exc.__traceback__)
-            where = f"{tb[-1].filename}:{tb[-1].lineno}" if tb else "?"
-            outcome, detail = UNTYPED, f"{type(exc).__name__}: {str(exc)[:300]} at {where}"
+        outcome, detail = outcome_of(exc, is_typed)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)

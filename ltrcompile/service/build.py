@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import LtrCompileError
 from ..pipeline import (
     BuildOptions,
@@ -28,6 +26,7 @@ from ..pipeline import (
     VerifyOptions,
     build_artifact,
     decide,
+    jsonable,
 )
 from ..pipeline import load as pipeline_load
 from ..rescore import FeatureSet, RescoreInputError, bind_columns
@@ -200,7 +199,7 @@ def build_version(
         "binding": how,
         "columns": None if cols is None else cols.tolist(),
         "digest": ens.digest(),
-        "summary": _jsonable(ens.summary()),
+        "summary": jsonable(ens.summary()),
         "parity": res.parity_summary(),
         "verdict": res.verdict,
         "activation_held": activation_hold(res, req.accept_incomplete),
@@ -225,13 +224,3 @@ def _loader_options(fmt: str, fs: FeatureSet, options: dict[str, Any]) -> dict[s
     if fmt == "es-ltr" and "feature_set" not in opts:
         opts["feature_set"] = list(fs.features)
     return opts
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
