@@ -43,9 +43,9 @@ from pathlib import Path
 import numpy as np
 
 if __package__:  # imported (tests/test_service_workers.py) or run as a script
-    from .load_service import DATA, NAMES, free_port, load_letor, payloads, pct
+    from .load_service import DATA, NAMES, free_port, load_letor, payloads, pct, read_response
 else:
-    from load_service import DATA, NAMES, free_port, load_letor, payloads, pct
+    from load_service import DATA, NAMES, free_port, load_letor, payloads, pct, read_response
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,15 +120,7 @@ class Conn:
             b"Content-Length: %d\r\n\r\n" % (method.encode(), path.encode(), len(body)) + body
         )
         await self.writer.drain()
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            if k:
-                headers[k.strip().lower()] = v.strip()
-        data = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        status, headers, data = await read_response(self.reader)
         self.used += 1
         if "x-served-by" in headers:
             self.pid = int(headers["x-served-by"])

@@ -110,6 +110,20 @@ def payloads(n_hits: int, form: str, count: int, seed: int = 0) -> list[bytes]:
     return out
 
 
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 response off ``reader``: status, lower-cased headers, body (Content-Length)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        if k:
+            headers[k.strip().lower()] = v.strip()
+    data = await reader.readexactly(int(headers.get("content-length", "0")))
+    return status, headers, data
+
+
 class RawClient:
     """A lean HTTP/1.1 keep-alive client (asyncio streams, pre-encoded requests).
 
@@ -142,15 +156,7 @@ class RawClient:
             b"Content-Length: %d\r\n\r\n" % (path.encode(), self.host.encode(), len(body)) + body
         )
         await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            if k:
-                headers[k.strip().lower()] = v.strip()
-        data = await reader.readexactly(int(headers.get("content-length", "0")))
+        status, headers, data = await read_response(reader)
         self.idle.append((reader, writer))
         return status, headers, data
 
