@@ -221,6 +221,23 @@ def test_many_threads_share_one_scorer_and_n_threads() -> None:
         np.testing.assert_array_equal(s.predict_leaf(X, n_threads=nt), ens.predict_leaf(X))
 
 
+
+@pytest.mark.parametrize("strategy", ["ifelse", "datadriven"])
+def test_threads_split_rows_in_chunks_exactly(strategy: str) -> None:
+    """Rows are handed to threads in chunks of whole row blocks: every split (chunks that do not
+    divide the rows, more threads than chunks, a ragged last block) scores like one thread."""
+    ens = ensemble(22, n_trees=12, **{k: v for k, v in ZOO["lgb_like_le_band"].items()})
+    s = build(ens, strategy)
+    base = rows_for(ens, seed=9)
+    X = np.ascontiguousarray(np.vstack([base] * (3000 // len(base) + 1))[:2917])
+    want = ens.predict(X, raw_score=True)
+    want_leaf = ens.predict_leaf(X)
+    for n in (256, 257, 1000, 2917):
+        for nt in (2, 3, 5, 16):
+            assert_bit_equal(s.predict(X[:n], raw_score=True, n_threads=nt), want[:n], f"n={n} n_threads={nt}")
+            np.testing.assert_array_equal(s.predict_leaf(X[:n], n_threads=nt), want_leaf[:n])
+
+
 # ---------------------------------------------------------------------- artifacts
 def test_artifact_contents_and_reload(tmp_path: Path) -> None:
     import json
